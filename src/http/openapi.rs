@@ -1,0 +1,52 @@
+//! `GET /swagger.json`: the OpenAPI 3 document, generated from the same types the handlers
+//! serialise, so it cannot drift from the real schemas.
+
+use std::sync::LazyLock;
+
+use actix_web::HttpResponse;
+use utoipa::OpenApi;
+
+use super::{error, health, metrics, payload, score};
+use crate::model::postprocess;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "scorer",
+        description = "ONNX image classification with the Azure Machine Learning inference contract"
+    ),
+    paths(
+        health::root,
+        health::liveness,
+        health::readiness,
+        score::score,
+        metrics::metrics,
+        swagger
+    ),
+    components(schemas(
+        payload::ScoreRequest,
+        payload::MultipartUpload,
+        score::ScoreResponse,
+        score::ModelSummary,
+        postprocess::Prediction,
+        health::Liveness,
+        health::Readiness,
+        error::ErrorBody
+    ))
+)]
+pub struct ApiDoc;
+
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.to_json().unwrap_or_default()
+});
+
+/// This document.
+#[utoipa::path(get, path = "/swagger.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json", body = Object)))]
+pub async fn swagger() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(DOCUMENT.as_str())
+}

@@ -1,0 +1,15 @@
+//! `scorer`: an ONNX image-classification server implementing the Azure Machine Learning
+//! inference contract. `main.rs` parses the command line; [`startup::Application`] wires the
+//! rest together.
+
+pub mod batching;
+pub mod classifier;
+pub mod cli;
+pub mod http;
+pub mod input;
+pub mod metrics;
+pub mod model;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

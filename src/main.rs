@@ -1,0 +1,37 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use scorer::cli::Cli;
+use scorer::settings::Settings;
+use scorer::startup::Application;
+use scorer::telemetry;
+
+/// Exit code for invalid settings (as clap uses for invalid arguments).
+const EXIT_BAD_SETTINGS: u8 = 2;
+/// Exit code when the server cannot start: missing runtime or model, a model that fails to load.
+/// Azure's Python inference server exits with 3 when its `init()` fails.
+const EXIT_START_FAILED: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.overrides()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("scorer: {error}");
+            return ExitCode::from(EXIT_BAD_SETTINGS);
+        }
+    };
+    telemetry::init_logging(settings.log_format);
+
+    let outcome = actix_web::rt::System::new().block_on(async move {
+        let application = Application::build(settings)?;
+        application.run_until_stopped().await
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            log::error!("{error}");
+            ExitCode::from(EXIT_START_FAILED)
+        }
+    }
+}

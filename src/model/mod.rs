@@ -1,0 +1,9 @@
+//! The model side: finding the files, reconciling the spec with the graph, running ONNX
+//! Runtime, and turning images into samples and scores into predictions. No HTTP here.
+
+pub mod discovery;
+pub mod engine;
+pub mod postprocess;
+pub mod preprocess;
+pub mod runtime;
+pub mod spec;

@@ -1,0 +1,297 @@
+//! Server settings, layered: built-in defaults < optional config file < `SCORER_*` environment
+//! variables < command-line flags. Every field is documented in README.md ("Settings").
+
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables that override settings (`SCORER_PORT`, ...).
+pub const ENV_PREFIX: &str = "SCORER";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Optional TOML file with settings; read before the environment variables.
+    pub config_file: Option<PathBuf>,
+    /// Address to bind. `0.0.0.0` so that the container's port mapping reaches it.
+    pub host: String,
+    /// TCP port; 0 picks a free one (logged at start-up).
+    pub port: u16,
+    /// Folder holding the model; falls back to `AZUREML_MODEL_DIR`, then `./model`.
+    pub model_dir: Option<PathBuf>,
+    /// HTTP worker threads; 0 means one per CPU.
+    pub http_workers: usize,
+    /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime use one per physical core.
+    pub intra_op_threads: usize,
+    /// Largest batch handed to the model in one run (images).
+    pub max_batch_size: usize,
+    /// How long the batcher may wait for more images before running a partial batch.
+    pub max_batch_wait_ms: u64,
+    /// Images admitted and not yet answered, across all requests; beyond it requests get 503.
+    pub queue_capacity: usize,
+    /// Deadline for a scoring request, from arrival to answer; past it the answer is 504.
+    pub request_timeout_ms: u64,
+    /// Largest request body accepted (bytes).
+    pub max_body_bytes: usize,
+    /// Largest decoded image accepted (width × height), checked before decoding.
+    pub max_image_pixels: u64,
+    /// Most images accepted in one request.
+    pub max_images_per_request: usize,
+    /// `text` or `json` log lines.
+    pub log_format: LogFormat,
+    /// After SIGTERM, how long readiness reports 503 while requests are still accepted,
+    /// so that a load balancer can stop routing here before the listener closes.
+    pub shutdown_drain_ms: u64,
+    /// After the drain, how long in-flight requests get to finish before the process exits.
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            config_file: None,
+            host: "0.0.0.0".to_owned(),
+            port: 8000,
+            model_dir: None,
+            http_workers: 0,
+            intra_op_threads: 0,
+            max_batch_size: 8,
+            max_batch_wait_ms: 0,
+            queue_capacity: 128,
+            request_timeout_ms: 60_000,
+            max_body_bytes: 32 * 1024 * 1024,
+            max_image_pixels: 40_000_000,
+            max_images_per_request: 32,
+            log_format: LogFormat::Text,
+            shutdown_drain_ms: 0,
+            shutdown_timeout_secs: 25,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers in charge.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub model_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid settings: {0}")]
+    Invalid(#[from] config::ConfigError),
+    #[error("invalid setting `{name}`: {reason}")]
+    OutOfRange {
+        name: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl Settings {
+    /// Reads the settings from the process environment and the command line.
+    pub fn load(overrides: &Overrides) -> Result<Self, SettingsError> {
+        Self::load_from(overrides, std::env::vars())
+    }
+
+    /// Same as [`Settings::load`] with an explicit environment, for tests.
+    pub fn load_from(
+        overrides: &Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(&format!("{ENV_PREFIX}_")))
+            .collect();
+        let environment = Environment::with_prefix(ENV_PREFIX)
+            .try_parsing(true)
+            .source(Some(env.clone()));
+
+        // The config file may itself be named by a flag or by SCORER_CONFIG_FILE.
+        let config_file = overrides
+            .config_file
+            .clone()
+            .or_else(|| env.get("SCORER_CONFIG_FILE").map(PathBuf::from));
+
+        let mut builder = Config::builder().add_source(Config::try_from(&Settings::default())?);
+        if let Some(path) = &config_file {
+            builder = builder.add_source(File::from(path.as_path()).required(true));
+        }
+        builder = builder.add_source(environment);
+        builder = set_override(builder, "host", overrides.host.clone())?;
+        builder = set_override(builder, "port", overrides.port.map(i64::from))?;
+        builder = set_override(
+            builder,
+            "model_dir",
+            overrides.model_dir.as_deref().map(path_string),
+        )?;
+        builder = set_override(
+            builder,
+            "log_format",
+            overrides.log_format.map(|format| match format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }),
+        )?;
+
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.config_file = config_file;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let positive = [
+            ("max_batch_size", self.max_batch_size as u64),
+            ("queue_capacity", self.queue_capacity as u64),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("max_body_bytes", self.max_body_bytes as u64),
+            ("max_image_pixels", self.max_image_pixels),
+            ("max_images_per_request", self.max_images_per_request as u64),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(SettingsError::OutOfRange {
+                    name,
+                    reason: "must be at least 1",
+                });
+            }
+        }
+        if self.max_images_per_request > self.queue_capacity {
+            return Err(SettingsError::OutOfRange {
+                name: "max_images_per_request",
+                reason: "must not exceed queue_capacity, or such a request could never be admitted",
+            });
+        }
+        Ok(())
+    }
+
+    /// The model folder: the setting, else `AZUREML_MODEL_DIR`, else `./model`.
+    pub fn resolved_model_dir(&self, azureml_model_dir: Option<&str>) -> PathBuf {
+        self.model_dir
+            .clone()
+            .or_else(|| {
+                azureml_model_dir
+                    .filter(|dir| !dir.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from("model"))
+    }
+
+    pub fn effective_http_workers(&self) -> usize {
+        if self.http_workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.http_workers
+        }
+    }
+}
+
+fn path_string(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn set_override<T: Into<config::Value>>(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+    key: &str,
+    value: Option<T>,
+) -> Result<config::ConfigBuilder<config::builder::DefaultState>, SettingsError> {
+    Ok(builder.set_override_option(key, value)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_any_source() {
+        let settings = Settings::load_from(&Overrides::default(), env(&[])).unwrap();
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.port, 8000);
+        assert_eq!(settings.host, "0.0.0.0");
+    }
+
+    #[test]
+    fn environment_overrides_defaults_and_flags_override_environment() {
+        let vars = env(&[
+            ("SCORER_PORT", "9000"),
+            ("SCORER_MAX_BATCH_SIZE", "4"),
+            ("SCORER_LOG_FORMAT", "json"),
+            ("UNRELATED", "x"),
+        ]);
+        let settings = Settings::load_from(&Overrides::default(), vars.clone()).unwrap();
+        assert_eq!(settings.port, 9000);
+        assert_eq!(settings.max_batch_size, 4);
+        assert_eq!(settings.log_format, LogFormat::Json);
+
+        let flags = Overrides {
+            port: Some(9100),
+            ..Overrides::default()
+        };
+        let settings = Settings::load_from(&flags, vars).unwrap();
+        assert_eq!(settings.port, 9100);
+        assert_eq!(settings.max_batch_size, 4);
+    }
+
+    #[test]
+    fn config_file_sits_between_defaults_and_environment() {
+        let dir = std::env::temp_dir().join(format!("scorer-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("scorer.toml");
+        std::fs::write(&file, "port = 7000\nqueue_capacity = 64\n").unwrap();
+
+        let vars = env(&[
+            ("SCORER_CONFIG_FILE", file.to_str().unwrap()),
+            ("SCORER_QUEUE_CAPACITY", "99"),
+        ]);
+        let settings = Settings::load_from(&Overrides::default(), vars).unwrap();
+        assert_eq!(settings.port, 7000);
+        assert_eq!(settings.queue_capacity, 99);
+        assert_eq!(settings.config_file.as_deref(), Some(file.as_path()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn misspelt_variables_and_zero_limits_are_refused() {
+        let typo = Settings::load_from(&Overrides::default(), env(&[("SCORER_PROT", "1")]));
+        assert!(typo.unwrap_err().to_string().contains("prot"));
+
+        let zero = Settings::load_from(
+            &Overrides::default(),
+            env(&[("SCORER_MAX_BATCH_SIZE", "0")]),
+        );
+        assert!(zero.unwrap_err().to_string().contains("max_batch_size"));
+    }
+
+    #[test]
+    fn model_dir_prefers_setting_then_azureml_then_local_folder() {
+        let mut settings = Settings::default();
+        assert_eq!(settings.resolved_model_dir(None), PathBuf::from("model"));
+        assert_eq!(
+            settings.resolved_model_dir(Some("/azml")),
+            PathBuf::from("/azml")
+        );
+        settings.model_dir = Some(PathBuf::from("/mine"));
+        assert_eq!(
+            settings.resolved_model_dir(Some("/azml")),
+            PathBuf::from("/mine")
+        );
+    }
+}

@@ -42,11 +42,7 @@ impl Preprocessor {
                 table
             })
             .collect();
-        Self {
-            input,
-            max_pixels,
-            lookup,
-        }
+        Self { input, max_pixels, lookup }
     }
 
     pub fn sample_len(&self) -> usize {
@@ -83,19 +79,19 @@ impl Preprocessor {
                 format: format_name(format),
                 reason: "decoding would need more memory than the pixel limit allows".to_owned(),
             },
-            other => ImageError::Corrupt {
-                format: format_name(format),
-                reason: other.to_string(),
-            },
+            other => ImageError::Corrupt { format: format_name(format), reason: other.to_string() },
         };
-        let (width, height) = ImageReader::with_format(Cursor::new(encoded), format)
-            .into_dimensions()
-            .map_err(corrupt)?;
+        let (width, height) =
+            ImageReader::with_format(Cursor::new(encoded), format).into_dimensions().map_err(corrupt)?;
         if u64::from(width) * u64::from(height) > self.max_pixels {
-            return Err(ImageError::TooLarge {
-                width,
-                height,
-                max: self.max_pixels,
+            return Err(ImageError::TooLarge { width, height, max: self.max_pixels });
+        }
+        if format == ImageFormat::Jpeg && is_truncated_jpeg(encoded) {
+            // The JPEG decoder fills a missing tail with grey and carries on; Pillow refuses
+            // ("image file is truncated"), and a half-grey scan must not get a diagnosis.
+            return Err(ImageError::Corrupt {
+                format: format_name(format),
+                reason: "the file is truncated (no end-of-image marker after the last scan)".to_owned(),
             });
         }
         let mut limits = Limits::default();
@@ -108,23 +104,11 @@ impl Preprocessor {
         reader.decode().map_err(corrupt)
     }
 
-    fn resize(
-        &self,
-        pixels: Vec<u8>,
-        (source_width, source_height): (u32, u32),
-        pixel_type: PixelType,
-    ) -> Result<Vec<u8>, ImageError> {
+    /// Resizes like Pillow: the horizontal pass first, clipped to 8 bits, then the vertical pass.
+    /// (fast_image_resize alone runs the vertical pass first for 8-bit images, which differs
+    /// from Pillow wherever a filter with negative lobes overshoots.)
+    fn resize(&self, pixels: Vec<u8>, source: (u32, u32), pixel_type: PixelType) -> Result<Vec<u8>, ImageError> {
         let (width, height) = (self.input.width, self.input.height);
-        if (source_width, source_height) == (width, height) {
-            return Ok(pixels);
-        }
-        let internal = |e: &dyn std::fmt::Display| ImageError::Corrupt {
-            format: "decoded".to_owned(),
-            reason: e.to_string(),
-        };
-        let source = Image::from_vec_u8(source_width, source_height, pixels, pixel_type)
-            .map_err(|e| internal(&e))?;
-        let mut target = Image::new(width, height, pixel_type);
         let algorithm = match self.input.resize {
             ResizeFilter::Nearest => ResizeAlg::Nearest,
             ResizeFilter::Box => ResizeAlg::Convolution(FilterType::Box),
@@ -133,14 +117,21 @@ impl Preprocessor {
             ResizeFilter::Bicubic => ResizeAlg::Convolution(FilterType::CatmullRom),
             ResizeFilter::Lanczos => ResizeAlg::Convolution(FilterType::Lanczos3),
         };
-        Resizer::new()
-            .resize(
-                &source,
-                &mut target,
-                &ResizeOptions::new().resize_alg(algorithm),
-            )
-            .map_err(|e| internal(&e))?;
-        Ok(target.into_vec())
+        let options = ResizeOptions::new().resize_alg(algorithm);
+        let mut resizer = Resizer::new();
+        let mut pass = |pixels: Vec<u8>, from: (u32, u32), to: (u32, u32)| -> Result<Vec<u8>, ImageError> {
+            if from == to {
+                return Ok(pixels);
+            }
+            let internal =
+                |e: &dyn std::fmt::Display| ImageError::Corrupt { format: "decoded".to_owned(), reason: e.to_string() };
+            let source = Image::from_vec_u8(from.0, from.1, pixels, pixel_type).map_err(|e| internal(&e))?;
+            let mut target = Image::new(to.0, to.1, pixel_type);
+            resizer.resize(&source, &mut target, &options).map_err(|e| internal(&e))?;
+            Ok(target.into_vec())
+        };
+        let horizontal = pass(pixels, source, (width, source.1))?;
+        pass(horizontal, (width, source.1), (width, height))
     }
 
     fn normalise(&self, pixels: &[u8], out: &mut [f32]) {
@@ -168,23 +159,148 @@ impl Preprocessor {
 fn to_pillow_luma(image: DynamicImage) -> Vec<u8> {
     match image {
         DynamicImage::ImageLuma8(grey) => grey.into_raw(),
-        DynamicImage::ImageLuma16(_)
-        | DynamicImage::ImageLumaA8(_)
-        | DynamicImage::ImageLumaA16(_) => image.into_luma8().into_raw(),
+        DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA8(_) | DynamicImage::ImageLumaA16(_) => {
+            image.into_luma8().into_raw()
+        }
         other => other
             .into_rgb8()
             .pixels()
             .map(|p| {
-                ((u32::from(p[0]) * 19595
-                    + u32::from(p[1]) * 38470
-                    + u32::from(p[2]) * 7471
-                    + 0x8000)
-                    >> 16) as u8
+                ((u32::from(p[0]) * 19595 + u32::from(p[1]) * 38470 + u32::from(p[2]) * 7471 + 0x8000) >> 16) as u8
             })
             .collect(),
     }
 }
 
+/// True when no end-of-image marker (FF D9) follows the last start-of-scan (FF DA). Neither
+/// marker can occur inside entropy-coded data (byte stuffing), and an embedded EXIF thumbnail's
+/// markers all come before the main image's scans.
+fn is_truncated_jpeg(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(scan), Some(end)) => end < scan,
+        (_, None) => true,
+        (None, Some(_)) => false,
+    }
+}
+
 fn format_name(format: ImageFormat) -> String {
     format!("{format:?}").to_uppercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+    use std::path::{Path, PathBuf};
+
+    use image::{ImageFormat, Rgb, RgbImage};
+
+    use super::*;
+
+    fn input(layout: Layout, color: ColorMode, resize: ResizeFilter, (width, height): (u32, u32)) -> InputConfig {
+        InputConfig {
+            name: "x".to_owned(),
+            layout,
+            width,
+            height,
+            color,
+            resize,
+            pixel_range: [0.0, 255.0],
+            mean: vec![0.0; color.channels()],
+            std: vec![1.0; color.channels()],
+        }
+    }
+
+    fn png(image: &RgbImage) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        image.write_to(&mut out, ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/resize").join(name)
+    }
+
+    #[test]
+    fn reproduces_pillow_resize_for_every_filter() {
+        let filters = [
+            ("nearest", ResizeFilter::Nearest),
+            ("box", ResizeFilter::Box),
+            ("bilinear", ResizeFilter::Bilinear),
+            ("hamming", ResizeFilter::Hamming),
+            ("bicubic", ResizeFilter::Bicubic),
+            ("lanczos", ResizeFilter::Lanczos),
+        ];
+        for source in ["shrink", "enlarge", "mixed"] {
+            let encoded = std::fs::read(fixture(&format!("{source}.png"))).unwrap();
+            for (name, filter) in filters {
+                let expected = image::open(fixture(&format!("{source}-{name}.png"))).unwrap().to_rgb8();
+                let preprocessor = Preprocessor::new(input(Layout::Nhwc, ColorMode::Rgb, filter, (64, 48)), 1 << 20);
+                let ours = preprocessor.preprocess(&encoded).unwrap();
+                let worst =
+                    ours.iter().zip(expected.as_raw()).map(|(a, b)| (*a - f32::from(*b)).abs()).fold(0.0, f32::max);
+                assert!(worst <= 1.0, "{source} with {name}: differs from Pillow by up to {worst} levels");
+            }
+        }
+    }
+
+    #[test]
+    fn writes_nhwc_and_nchw_with_mean_and_std() {
+        // 2×1 image: a red pixel and a blue one, no resize.
+        let mut image = RgbImage::new(2, 1);
+        image.put_pixel(0, 0, Rgb([255, 0, 0]));
+        image.put_pixel(1, 0, Rgb([0, 0, 255]));
+        let encoded = png(&image);
+        let mut config = input(Layout::Nhwc, ColorMode::Rgb, ResizeFilter::Bilinear, (2, 1));
+        config.pixel_range = [0.0, 1.0];
+        config.mean = vec![0.5, 0.0, 0.0];
+        config.std = vec![0.5, 1.0, 2.0];
+
+        let nhwc = Preprocessor::new(config.clone(), 100).preprocess(&encoded).unwrap();
+        assert_eq!(nhwc, [1.0, 0.0, 0.0, -1.0, 0.0, 0.5]);
+
+        config.layout = Layout::Nchw;
+        let nchw = Preprocessor::new(config.clone(), 100).preprocess(&encoded).unwrap();
+        assert_eq!(nchw, [1.0, -1.0, 0.0, 0.0, 0.0, 0.5]);
+
+        config.layout = Layout::Nhwc;
+        config.color = ColorMode::Bgr;
+        config.mean = vec![0.0; 3];
+        config.std = vec![1.0; 3];
+        let bgr = Preprocessor::new(config, 100).preprocess(&encoded).unwrap();
+        assert_eq!(bgr, [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn grayscale_models_get_pillow_luma() {
+        let mut image = RgbImage::new(1, 1);
+        image.put_pixel(0, 0, Rgb([200, 100, 50]));
+        let config = input(Layout::Nchw, ColorMode::Grayscale, ResizeFilter::Bilinear, (1, 1));
+        let sample = Preprocessor::new(config, 100).preprocess(&png(&image)).unwrap();
+        // Pillow: L = R * 299/1000 + G * 587/1000 + B * 114/1000, rounded.
+        assert_eq!(sample, [124.0]);
+    }
+
+    #[test]
+    fn refuses_oversized_truncated_and_unknown_images() {
+        let config = input(Layout::Nhwc, ColorMode::Rgb, ResizeFilter::Bicubic, (8, 8));
+        let big = png(&RgbImage::new(100, 100));
+        let err = Preprocessor::new(config.clone(), 9_999).preprocess(&big).unwrap_err();
+        assert_eq!(err, ImageError::TooLarge { width: 100, height: 100, max: 9_999 });
+
+        let mut jpeg = Vec::new();
+        RgbImage::from_pixel(64, 64, Rgb([10, 200, 30]))
+            .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .unwrap();
+        let preprocessor = Preprocessor::new(config, 1 << 20);
+        assert!(preprocessor.preprocess(&jpeg).is_ok());
+        let truncated = preprocessor.preprocess(&jpeg[..jpeg.len() - 40]).unwrap_err();
+        assert!(
+            matches!(truncated, ImageError::Corrupt { ref reason, .. } if reason.contains("truncated")),
+            "{truncated}"
+        );
+
+        assert!(matches!(preprocessor.preprocess(b"GIF89a..."), Err(ImageError::Corrupt { .. })));
+        assert_eq!(preprocessor.preprocess(b"hello world").unwrap_err(), ImageError::UnknownFormat);
+    }
 }

@@ -2,6 +2,9 @@
 //! inference contract. `main.rs` parses the command line; [`startup::Application`] wires the
 //! rest together.
 
+// Request paths must answer errors, never panic; tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod batching;
 pub mod classifier;
 pub mod cli;

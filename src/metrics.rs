@@ -2,8 +2,7 @@
 //! HTTP metrics are labelled by route pattern, never by raw path, to keep cardinality fixed.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -18,20 +17,17 @@ pub struct Metrics {
     pub model_loaded: IntGauge,
 }
 
-const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 impl Metrics {
+    // Metric definitions are constants: a failure here is a bug, found by every test run.
+    #[allow(clippy::expect_used)]
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("scorer".to_owned()), None)
-            .expect("a valid prefix. This is a bug.");
+        let registry = Registry::new_custom(Some("scorer".to_owned()), None).expect("a valid prefix. This is a bug.");
         let metrics = Self {
             http_requests: IntCounterVec::new(
-                Opts::new(
-                    "http_requests_total",
-                    "HTTP requests answered, by route pattern, method and status",
-                ),
+                Opts::new("http_requests_total", "HTTP requests answered, by route pattern, method and status"),
                 &["route", "method", "status"],
             )
             .expect("valid metric. This is a bug."),
@@ -45,19 +41,13 @@ impl Metrics {
             )
             .expect("valid metric. This is a bug."),
             queue_wait: Histogram::with_opts(
-                HistogramOpts::new(
-                    "queue_wait_seconds",
-                    "Time an image waited in the batch queue",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
+                HistogramOpts::new("queue_wait_seconds", "Time an image waited in the batch queue")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
             )
             .expect("valid metric. This is a bug."),
             inference_duration: Histogram::with_opts(
-                HistogramOpts::new(
-                    "inference_duration_seconds",
-                    "Time of one model run (one batch)",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
+                HistogramOpts::new("inference_duration_seconds", "Time of one model run (one batch)")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
             )
             .expect("valid metric. This is a bug."),
             batch_size: Histogram::with_opts(
@@ -67,11 +57,8 @@ impl Metrics {
             .expect("valid metric. This is a bug."),
             queue_depth: IntGauge::new("queue_depth", "Images waiting in the batch queue")
                 .expect("valid metric. This is a bug."),
-            images_in_flight: IntGauge::new(
-                "images_in_flight",
-                "Images admitted and not yet answered",
-            )
-            .expect("valid metric. This is a bug."),
+            images_in_flight: IntGauge::new("images_in_flight", "Images admitted and not yet answered")
+                .expect("valid metric. This is a bug."),
             model_loaded: IntGauge::new("model_loaded", "1 once the model is loaded and warmed up")
                 .expect("valid metric. This is a bug."),
             registry,
@@ -87,10 +74,7 @@ impl Metrics {
             Box::new(metrics.model_loaded.clone()),
         ];
         for collector in collectors {
-            metrics
-                .registry
-                .register(collector)
-                .expect("metric names are unique. This is a bug.");
+            metrics.registry.register(collector).expect("metric names are unique. This is a bug.");
         }
         metrics
     }

@@ -194,30 +194,18 @@ pub enum SpecError {
 
 impl SpecFile {
     pub fn read(path: &Path) -> Result<Self, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Read {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        toml::from_str(&text).map_err(|e| SpecError::Parse {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SpecError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+        toml::from_str(&text).map_err(|e| SpecError::Parse { path: path.to_path_buf(), reason: e.to_string() })
     }
 
     /// Reconciles the spec with the graph. `base_dir` resolves `labels_file`; `fallback_name`
     /// names the model when the spec does not.
-    pub fn resolve(
-        &self,
-        graph: &Signature,
-        base_dir: &Path,
-        fallback_name: &str,
-    ) -> Result<ModelConfig, SpecError> {
+    pub fn resolve(&self, graph: &Signature, base_dir: &Path, fallback_name: &str) -> Result<ModelConfig, SpecError> {
         let input_info = pick(&graph.inputs, self.input.name.as_deref(), "input")?;
         let output_info = pick(&graph.outputs, self.output.name.as_deref(), "output")?;
         if !input_info.is_f32 || !output_info.is_f32 {
-            return Err(SpecError::Mismatch(
-                "only float32 inputs and outputs are supported".to_owned(),
-            ));
+            return Err(SpecError::Mismatch("only float32 inputs and outputs are supported".to_owned()));
         }
 
         let input = self.resolve_input(input_info)?;
@@ -237,17 +225,10 @@ impl SpecFile {
         };
 
         Ok(ModelConfig {
-            name: self
-                .name
-                .clone()
-                .unwrap_or_else(|| fallback_name.to_owned()),
+            name: self.name.clone().unwrap_or_else(|| fallback_name.to_owned()),
             version: self.version.clone(),
             input,
-            output: OutputConfig {
-                name: output_info.name.clone(),
-                kind: self.output.kind,
-                classes,
-            },
+            output: OutputConfig { name: output_info.name.clone(), kind: self.output.kind, classes },
             batch,
             labels,
             top_k,
@@ -282,14 +263,14 @@ impl SpecFile {
             (None, Some(1)) => ColorMode::Grayscale,
             (None, _) => ColorMode::Rgb,
         };
-        if let Some(c) = graph_channels {
-            if c != color.channels() as i64 {
-                return Err(SpecError::Mismatch(format!(
-                    "input `{}` has {c} channels in {layout:?} layout, but colour mode {color:?} gives {}",
-                    info.name,
-                    color.channels()
-                )));
-            }
+        if let Some(c) = graph_channels
+            && c != color.channels() as i64
+        {
+            return Err(SpecError::Mismatch(format!(
+                "input `{}` has {c} channels in {layout:?} layout, but colour mode {color:?} gives {}",
+                info.name,
+                color.channels()
+            )));
         }
         let height = reconcile_dim("height", spec.height, info.shape[h_axis], &info.name)?;
         let width = reconcile_dim("width", spec.width, info.shape[w_axis], &info.name)?;
@@ -298,15 +279,11 @@ impl SpecFile {
         let mean = per_channel("mean", spec.mean.clone(), 0.0, channels)?;
         let std = per_channel("std", spec.std.clone(), 1.0, channels)?;
         if std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
-            return Err(SpecError::Invalid(
-                "input.std values must be finite and non-zero".to_owned(),
-            ));
+            return Err(SpecError::Invalid("input.std values must be finite and non-zero".to_owned()));
         }
         let pixel_range = spec.pixel_range.unwrap_or([0.0, 1.0]);
         if pixel_range.iter().any(|v| !v.is_finite()) || pixel_range[0] == pixel_range[1] {
-            return Err(SpecError::Invalid(
-                "input.pixel_range must be two different finite numbers".to_owned(),
-            ));
+            return Err(SpecError::Invalid("input.pixel_range must be two different finite numbers".to_owned()));
         }
 
         Ok(InputConfig {
@@ -325,22 +302,14 @@ impl SpecFile {
     fn resolve_labels(&self, base_dir: &Path, classes: usize) -> Result<Vec<String>, SpecError> {
         let labels = match (&self.labels, &self.labels_file) {
             (Some(_), Some(_)) => {
-                return Err(SpecError::Invalid(
-                    "give either labels or labels_file, not both".to_owned(),
-                ));
+                return Err(SpecError::Invalid("give either labels or labels_file, not both".to_owned()));
             }
             (Some(labels), None) => labels.clone(),
             (None, Some(file)) => {
                 let path = base_dir.join(file);
-                let text = std::fs::read_to_string(&path).map_err(|e| SpecError::Read {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
-                    .collect()
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| SpecError::Read { path: path.clone(), reason: e.to_string() })?;
+                text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
             }
             (None, None) => (0..classes).map(|i| i.to_string()).collect(),
         };
@@ -352,41 +321,23 @@ impl SpecFile {
         }
         let mut seen = std::collections::HashSet::new();
         if let Some(duplicate) = labels.iter().find(|label| !seen.insert(label.as_str())) {
-            return Err(SpecError::Invalid(format!(
-                "label `{duplicate}` appears twice"
-            )));
+            return Err(SpecError::Invalid(format!("label `{duplicate}` appears twice")));
         }
         Ok(labels)
     }
 }
 
-fn pick<'a>(
-    tensors: &'a [TensorInfo],
-    wanted: Option<&str>,
-    what: &str,
-) -> Result<&'a TensorInfo, SpecError> {
-    let names = || {
-        tensors
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+fn pick<'a>(tensors: &'a [TensorInfo], wanted: Option<&str>, what: &str) -> Result<&'a TensorInfo, SpecError> {
+    let names = || tensors.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
     match wanted {
         Some(name) => tensors.iter().find(|t| t.name == name).ok_or_else(|| {
-            SpecError::Mismatch(format!(
-                "the spec names {what} `{name}`, but the graph's {what}s are: {}",
-                names()
-            ))
+            SpecError::Mismatch(format!("the spec names {what} `{name}`, but the graph's {what}s are: {}", names()))
         }),
         None => match tensors {
             [only] => Ok(only),
             [first, ..] if what == "output" => Ok(first),
             [] => Err(SpecError::Mismatch(format!("the graph has no {what}s"))),
-            _ => Err(SpecError::Incomplete(format!(
-                "the graph has several {what}s ({}); set {what}.name",
-                names()
-            ))),
+            _ => Err(SpecError::Incomplete(format!("the graph has several {what}s ({}); set {what}.name", names()))),
         },
     }
 }
@@ -401,41 +352,24 @@ fn infer_layout(shape: &[Option<i64>]) -> Option<Layout> {
     }
 }
 
-fn reconcile_dim(
-    what: &str,
-    spec: Option<u32>,
-    graph: Option<i64>,
-    input: &str,
-) -> Result<u32, SpecError> {
+fn reconcile_dim(what: &str, spec: Option<u32>, graph: Option<i64>, input: &str) -> Result<u32, SpecError> {
     match (spec, graph) {
-        (Some(s), Some(g)) if i64::from(s) != g => Err(SpecError::Mismatch(format!(
-            "the spec sets input {what} {s}, but input `{input}` has {what} {g}"
-        ))),
-        (Some(0), _) => Err(SpecError::Invalid(format!(
-            "input.{what} must be at least 1"
-        ))),
+        (Some(s), Some(g)) if i64::from(s) != g => {
+            Err(SpecError::Mismatch(format!("the spec sets input {what} {s}, but input `{input}` has {what} {g}")))
+        }
+        (Some(0), _) => Err(SpecError::Invalid(format!("input.{what} must be at least 1"))),
         (Some(s), _) => Ok(s),
         (None, Some(g)) if g > 0 && g <= i64::from(u16::MAX) => Ok(g as u32),
-        (None, _) => Err(SpecError::Incomplete(format!(
-            "input `{input}` has no fixed {what}; set input.{what}"
-        ))),
+        (None, _) => Err(SpecError::Incomplete(format!("input `{input}` has no fixed {what}; set input.{what}"))),
     }
 }
 
-fn per_channel(
-    what: &str,
-    values: Option<Vec<f32>>,
-    default: f32,
-    channels: usize,
-) -> Result<Vec<f32>, SpecError> {
+fn per_channel(what: &str, values: Option<Vec<f32>>, default: f32, channels: usize) -> Result<Vec<f32>, SpecError> {
     match values {
         None => Ok(vec![default; channels]),
         Some(v) if v.len() == channels => Ok(v),
         Some(v) if v.len() == 1 => Ok(vec![v[0]; channels]),
-        Some(v) => Err(SpecError::Invalid(format!(
-            "input.{what} has {} values; give 1 or {channels}",
-            v.len()
-        ))),
+        Some(v) => Err(SpecError::Invalid(format!("input.{what} has {} values; give 1 or {channels}", v.len()))),
     }
 }
 
@@ -444,10 +378,7 @@ fn per_channel(
 fn class_count(info: &TensorInfo) -> Result<usize, SpecError> {
     let dims = info.shape.get(1..).unwrap_or_default();
     if dims.is_empty() {
-        return Err(SpecError::Mismatch(format!(
-            "output `{}` has no class dimension",
-            info.name
-        )));
+        return Err(SpecError::Mismatch(format!("output `{}` has no class dimension", info.name)));
     }
     dims.iter().try_fold(1usize, |acc, d| match d {
         Some(d) if *d > 0 => Ok(acc * *d as usize),
@@ -465,20 +396,14 @@ mod tests {
     fn tensor(name: &str, shape: &[i64]) -> TensorInfo {
         TensorInfo {
             name: name.to_owned(),
-            shape: shape
-                .iter()
-                .map(|d| if *d < 0 { None } else { Some(*d) })
-                .collect(),
+            shape: shape.iter().map(|d| if *d < 0 { None } else { Some(*d) }).collect(),
             is_f32: true,
         }
     }
 
     /// The brain-tumour VGG16: `input` [N,240,240,3] → `dense_3` [N,4].
     fn vgg16() -> Signature {
-        Signature {
-            inputs: vec![tensor("input", &[-1, 240, 240, 3])],
-            outputs: vec![tensor("dense_3", &[-1, 4])],
-        }
+        Signature { inputs: vec![tensor("input", &[-1, 240, 240, 3])], outputs: vec![tensor("dense_3", &[-1, 4])] }
     }
 
     /// `light_squeezenet.onnx` from the onnx wheel: `data_0` [1,3,224,224] → `softmaxout_1` [1,1000,1,1].
@@ -495,17 +420,10 @@ mod tests {
 
     #[test]
     fn the_committed_brain_tumour_spec_resolves_against_its_graph() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("model")
-            .join(SPEC_FILE_NAME);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("model").join(SPEC_FILE_NAME);
         let spec = SpecFile::read(&path).unwrap();
-        let config = spec
-            .resolve(&vgg16(), path.parent().unwrap(), "fallback")
-            .unwrap();
-        assert_eq!(
-            config.labels,
-            ["glioma", "meningioma", "notumor", "pituitary"]
-        );
+        let config = spec.resolve(&vgg16(), path.parent().unwrap(), "fallback").unwrap();
+        assert_eq!(config.labels, ["glioma", "meningioma", "notumor", "pituitary"]);
         assert_eq!(config.input.layout, Layout::Nhwc);
         assert_eq!((config.input.width, config.input.height), (240, 240));
         assert_eq!(config.input.resize, ResizeFilter::Bicubic);
@@ -517,9 +435,7 @@ mod tests {
 
     #[test]
     fn an_empty_spec_is_completed_from_the_graph() {
-        let config = SpecFile::default()
-            .resolve(&vgg16(), Path::new("."), "vgg")
-            .unwrap();
+        let config = SpecFile::default().resolve(&vgg16(), Path::new("."), "vgg").unwrap();
         assert_eq!(config.name, "vgg");
         assert_eq!(config.input.name, "input");
         assert_eq!(config.input.layout, Layout::Nhwc);
@@ -553,9 +469,7 @@ mod tests {
         assert_eq!(config.labels.len(), 1000);
         assert_eq!(config.top_k, 5);
         // The layout alone is also derivable from the graph.
-        let derived = SpecFile::default()
-            .resolve(&squeezenet(), Path::new("."), "x")
-            .unwrap();
+        let derived = SpecFile::default().resolve(&squeezenet(), Path::new("."), "x").unwrap();
         assert_eq!(derived.input.layout, Layout::Nchw);
         assert_eq!(derived.top_k, 5);
     }
@@ -563,60 +477,28 @@ mod tests {
     #[test]
     fn disagreements_with_the_graph_are_errors() {
         let wrong_labels = parse(r#"labels = ["a", "b", "c"]"#);
-        let err = wrong_labels
-            .resolve(&vgg16(), Path::new("."), "x")
-            .unwrap_err();
-        assert_eq!(
-            err,
-            SpecError::Mismatch(
-                "the spec names 3 labels but the model outputs 4 classes".to_owned()
-            )
-        );
+        let err = wrong_labels.resolve(&vgg16(), Path::new("."), "x").unwrap_err();
+        assert_eq!(err, SpecError::Mismatch("the spec names 3 labels but the model outputs 4 classes".to_owned()));
 
         let wrong_size = parse("[input]\nwidth = 224");
-        let err = wrong_size
-            .resolve(&vgg16(), Path::new("."), "x")
-            .unwrap_err();
-        assert!(
-            matches!(err, SpecError::Mismatch(ref m) if m.contains("width 224")),
-            "{err}"
-        );
+        let err = wrong_size.resolve(&vgg16(), Path::new("."), "x").unwrap_err();
+        assert!(matches!(err, SpecError::Mismatch(ref m) if m.contains("width 224")), "{err}");
 
         let wrong_layout = parse("[input]\nlayout = \"NCHW\"");
-        let err = wrong_layout
-            .resolve(&vgg16(), Path::new("."), "x")
-            .unwrap_err();
-        assert!(
-            matches!(err, SpecError::Mismatch(ref m) if m.contains("channels")),
-            "{err}"
-        );
+        let err = wrong_layout.resolve(&vgg16(), Path::new("."), "x").unwrap_err();
+        assert!(matches!(err, SpecError::Mismatch(ref m) if m.contains("channels")), "{err}");
 
         let wrong_name = parse("[input]\nname = \"pixels\"");
-        let err = wrong_name
-            .resolve(&vgg16(), Path::new("."), "x")
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("`pixels`") && err.to_string().contains("input"),
-            "{err}"
-        );
+        let err = wrong_name.resolve(&vgg16(), Path::new("."), "x").unwrap_err();
+        assert!(err.to_string().contains("`pixels`") && err.to_string().contains("input"), "{err}");
     }
 
     #[test]
     fn dynamic_image_sizes_need_the_spec() {
-        let graph = Signature {
-            inputs: vec![tensor("x", &[-1, 3, -1, -1])],
-            outputs: vec![tensor("y", &[-1, 10])],
-        };
-        let err = SpecFile::default()
-            .resolve(&graph, Path::new("."), "x")
-            .unwrap_err();
-        assert!(
-            matches!(err, SpecError::Incomplete(ref m) if m.contains("input.height")),
-            "{err}"
-        );
-        let config = parse("[input]\nwidth = 64\nheight = 32")
-            .resolve(&graph, Path::new("."), "x")
-            .unwrap();
+        let graph = Signature { inputs: vec![tensor("x", &[-1, 3, -1, -1])], outputs: vec![tensor("y", &[-1, 10])] };
+        let err = SpecFile::default().resolve(&graph, Path::new("."), "x").unwrap_err();
+        assert!(matches!(err, SpecError::Incomplete(ref m) if m.contains("input.height")), "{err}");
+        let config = parse("[input]\nwidth = 64\nheight = 32").resolve(&graph, Path::new("."), "x").unwrap();
         assert_eq!(config.input.batch_shape(2), [2, 3, 32, 64]);
     }
 
@@ -625,19 +507,10 @@ mod tests {
         assert!(toml::from_str::<SpecFile>("lables = []").is_err());
         assert!(toml::from_str::<SpecFile>("[input]\nlayout = \"NWHC\"").is_err());
         let bad_std = parse("[input]\nstd = [0.0]");
-        assert!(matches!(
-            bad_std.resolve(&vgg16(), Path::new("."), "x"),
-            Err(SpecError::Invalid(_))
-        ));
+        assert!(matches!(bad_std.resolve(&vgg16(), Path::new("."), "x"), Err(SpecError::Invalid(_))));
         let bad_mean = parse("[input]\nmean = [0.1, 0.2]");
-        assert!(matches!(
-            bad_mean.resolve(&vgg16(), Path::new("."), "x"),
-            Err(SpecError::Invalid(_))
-        ));
+        assert!(matches!(bad_mean.resolve(&vgg16(), Path::new("."), "x"), Err(SpecError::Invalid(_))));
         let duplicate = parse(r#"labels = ["a", "b", "a", "d"]"#);
-        assert!(matches!(
-            duplicate.resolve(&vgg16(), Path::new("."), "x"),
-            Err(SpecError::Invalid(_))
-        ));
+        assert!(matches!(duplicate.resolve(&vgg16(), Path::new("."), "x"), Err(SpecError::Invalid(_))));
     }
 }

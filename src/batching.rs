@@ -74,43 +74,21 @@ pub struct Batcher {
 
 impl Batcher {
     /// Starts the worker thread that owns `engine`.
-    pub fn spawn(
-        engine: impl InferenceEngine,
-        config: BatchConfig,
-        metrics: Arc<Metrics>,
-    ) -> std::io::Result<Self> {
+    pub fn spawn(engine: impl InferenceEngine, config: BatchConfig, metrics: Arc<Metrics>) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel();
         let worker_metrics = Arc::clone(&metrics);
         std::thread::Builder::new()
             .name("inference".to_owned())
-            .spawn(move || {
-                Worker {
-                    engine,
-                    config,
-                    metrics: worker_metrics,
-                    input: Vec::new(),
-                }
-                .run(receiver)
-            })?;
-        Ok(Self {
-            sender,
-            permits: Arc::new(Semaphore::new(config.queue_capacity)),
-            metrics,
-        })
+            .spawn(move || Worker { engine, config, metrics: worker_metrics, input: Vec::new() }.run(receiver))?;
+        Ok(Self { sender, permits: Arc::new(Semaphore::new(config.queue_capacity)), metrics })
     }
 
     /// Reserves room for `images` samples, or `None` when the queue is full.
     pub fn try_admit(&self, images: usize) -> Option<Admission> {
         let permits = u32::try_from(images).ok()?;
-        let permit = Arc::clone(&self.permits)
-            .try_acquire_many_owned(permits)
-            .ok()?;
+        let permit = Arc::clone(&self.permits).try_acquire_many_owned(permits).ok()?;
         self.metrics.images_in_flight.add(images as i64);
-        Some(Admission {
-            _permits: permit,
-            images,
-            metrics: Arc::clone(&self.metrics),
-        })
+        Some(Admission { _permits: permit, images, metrics: Arc::clone(&self.metrics) })
     }
 
     /// Runs the samples through the model, batched with whatever else is queued, and returns
@@ -124,22 +102,14 @@ impl Batcher {
         let mut replies = Vec::with_capacity(samples.len());
         for sample in samples {
             let (reply, receiver) = oneshot::channel();
-            let job = Job {
-                sample,
-                enqueued: Instant::now(),
-                deadline,
-                reply,
-            };
+            let job = Job { sample, enqueued: Instant::now(), deadline, reply };
             self.sender.send(job).map_err(|_| BatchError::Stopped)?;
             self.metrics.queue_depth.inc();
             replies.push(receiver);
         }
         let all = futures_util::future::join_all(replies);
         match tokio::time::timeout_at(deadline.into(), all).await {
-            Ok(results) => results
-                .into_iter()
-                .map(|r| r.unwrap_or(Err(BatchError::Stopped)))
-                .collect(),
+            Ok(results) => results.into_iter().map(|r| r.unwrap_or(Err(BatchError::Stopped))).collect(),
             Err(_) => Err(BatchError::Expired),
         }
     }
@@ -209,9 +179,7 @@ impl<E: InferenceEngine> Worker<E> {
         let n = jobs.len();
         let started = Instant::now();
         for job in &jobs {
-            self.metrics
-                .queue_wait
-                .observe((started - job.enqueued).as_secs_f64());
+            self.metrics.queue_wait.observe((started - job.enqueued).as_secs_f64());
         }
         self.input.clear();
         for job in &jobs {
@@ -222,19 +190,14 @@ impl<E: InferenceEngine> Worker<E> {
         // A panic inside the engine fails this batch only; the worker keeps serving.
         let outcome = catch_unwind(AssertUnwindSafe(|| engine.infer(input, n)))
             .unwrap_or_else(|_| Err(EngineError::Run("the inference engine panicked".to_owned())));
-        self.metrics
-            .inference_duration
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.inference_duration.observe(started.elapsed().as_secs_f64());
         self.metrics.batch_size.observe(n as f64);
 
         match outcome {
             Ok(scores) => {
                 let classes = scores.len() / n;
                 for (job, row) in jobs.into_iter().zip(scores.chunks_exact(classes.max(1))) {
-                    let _ = job.reply.send(Ok(Scored {
-                        scores: row.to_vec(),
-                        batch_size: n,
-                    }));
+                    let _ = job.reply.send(Ok(Scored { scores: row.to_vec(), batch_size: n }));
                 }
             }
             Err(error) => {
@@ -266,10 +229,7 @@ mod tests {
             if input.first() == Some(&-1.0) {
                 panic!("poisoned sample");
             }
-            Ok(input
-                .chunks_exact(input.len() / n)
-                .map(|sample| sample[0])
-                .collect())
+            Ok(input.chunks_exact(input.len() / n).map(|sample| sample[0]).collect())
         }
 
         fn classes(&self) -> usize {
@@ -277,25 +237,11 @@ mod tests {
         }
     }
 
-    fn batcher(
-        max_batch_size: usize,
-        queue_capacity: usize,
-        delay_ms: u64,
-    ) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
+    fn batcher(max_batch_size: usize, queue_capacity: usize, delay_ms: u64) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
         let batches = Arc::new(Mutex::new(Vec::new()));
-        let engine = EchoEngine {
-            batches: Arc::clone(&batches),
-            delay: Duration::from_millis(delay_ms),
-        };
-        let config = BatchConfig {
-            max_batch_size,
-            max_wait: Duration::ZERO,
-            queue_capacity,
-        };
-        (
-            Batcher::spawn(engine, config, Arc::new(Metrics::new())).unwrap(),
-            batches,
-        )
+        let engine = EchoEngine { batches: Arc::clone(&batches), delay: Duration::from_millis(delay_ms) };
+        let config = BatchConfig { max_batch_size, max_wait: Duration::ZERO, queue_capacity };
+        (Batcher::spawn(engine, config, Arc::new(Metrics::new())).unwrap(), batches)
     }
 
     fn far() -> Instant {
@@ -311,10 +257,7 @@ mod tests {
                 let batcher = Arc::clone(&batcher);
                 tokio::spawn(async move {
                     let admission = batcher.try_admit(1).unwrap();
-                    let scored = batcher
-                        .run(&admission, vec![vec![i as f32, 0.5]], far())
-                        .await
-                        .unwrap();
+                    let scored = batcher.run(&admission, vec![vec![i as f32, 0.5]], far()).await.unwrap();
                     (i, scored[0].scores.clone())
                 })
             })
@@ -326,10 +269,7 @@ mod tests {
         let batches = batches.lock().unwrap();
         assert_eq!(batches.iter().sum::<usize>(), 24);
         assert!(batches.iter().all(|&n| n <= 8), "{batches:?}");
-        assert!(
-            batches.iter().any(|&n| n > 1),
-            "no batching happened: {batches:?}"
-        );
+        assert!(batches.iter().any(|&n| n > 1), "no batching happened: {batches:?}");
     }
 
     #[tokio::test]
@@ -367,13 +307,7 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
         let admission = batcher.try_admit(1).unwrap();
-        let result = batcher
-            .run(
-                &admission,
-                vec![vec![2.0]],
-                Instant::now() + Duration::from_millis(100),
-            )
-            .await;
+        let result = batcher.run(&admission, vec![vec![2.0]], Instant::now() + Duration::from_millis(100)).await;
         assert!(matches!(result, Err(BatchError::Expired)), "{result:?}");
         assert!(slow.await.unwrap().is_ok());
     }
@@ -384,10 +318,7 @@ mod tests {
         let admission = batcher.try_admit(1).unwrap();
         let result = batcher.run(&admission, vec![vec![-1.0]], far()).await;
         assert!(matches!(result, Err(BatchError::Engine(_))), "{result:?}");
-        let ok = batcher
-            .run(&admission, vec![vec![3.0]], far())
-            .await
-            .unwrap();
+        let ok = batcher.run(&admission, vec![vec![3.0]], far()).await.unwrap();
         assert_eq!(ok[0].scores, [3.0]);
     }
 }

@@ -87,11 +87,7 @@ impl Classifier {
         let signature = model.signature();
         let load_time = started.elapsed();
 
-        let fallback_name = files
-            .onnx
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let fallback_name = files.onnx.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let spec = files.spec.as_ref().map(|(_, spec)| spec.clone()).unwrap_or_else(|| {
             log::warn!("no model spec found; preprocessing and labels are derived from the ONNX graph alone");
             SpecFile::default()
@@ -110,27 +106,16 @@ impl Classifier {
         });
 
         for input in &signature.inputs {
-            log::info!(
-                "model input `{}`: shape {}",
-                input.name,
-                format_shape(&input.shape)
-            );
+            log::info!("model input `{}`: shape {}", input.name, format_shape(&input.shape));
         }
         for output in &signature.outputs {
-            log::info!(
-                "model output `{}`: shape {}",
-                output.name,
-                format_shape(&output.shape)
-            );
+            log::info!("model output `{}`: shape {}", output.name, format_shape(&output.shape));
         }
         log::info!(
             "loaded model {} from {} (spec: {}) in {} ms; warm-up inference took {} ms",
             config.name,
             files.onnx.display(),
-            files
-                .spec
-                .as_ref()
-                .map_or_else(|| "none".to_owned(), |(path, _)| path.display().to_string()),
+            files.spec.as_ref().map_or_else(|| "none".to_owned(), |(path, _)| path.display().to_string()),
             load_time.as_millis(),
             warm_up_time.as_millis(),
         );
@@ -148,16 +133,10 @@ impl Classifier {
             config.input.color,
             config.batch,
         );
-        let preprocessor = Arc::new(Preprocessor::new(
-            config.input.clone(),
-            options.max_image_pixels,
-        ));
+        let preprocessor = Arc::new(Preprocessor::new(config.input.clone(), options.max_image_pixels));
         let postprocessor = Postprocessor::new(config.labels.clone(), kind, config.top_k);
-        let batch = BatchConfig {
-            max_batch_size,
-            max_wait: options.max_batch_wait,
-            queue_capacity: options.queue_capacity,
-        };
+        let batch =
+            BatchConfig { max_batch_size, max_wait: options.max_batch_wait, queue_capacity: options.queue_capacity };
         let batcher = Batcher::spawn(engine, batch, metrics)?;
         Ok(Self {
             config,
@@ -174,46 +153,26 @@ impl Classifier {
 
     /// Classifies the images, in order. Refuses at once when the queue is full; gives up at
     /// `deadline`.
-    pub async fn classify(
-        &self,
-        images: Vec<EncodedImage>,
-        deadline: Instant,
-    ) -> Result<Classification, ScoreError> {
+    pub async fn classify(&self, images: Vec<EncodedImage>, deadline: Instant) -> Result<Classification, ScoreError> {
         let count = images.len();
         if count == 0 {
             return Err(ScoreError::NoImages);
         }
         if count > self.max_images_per_request {
-            return Err(ScoreError::TooManyImages {
-                count,
-                max: self.max_images_per_request,
-            });
+            return Err(ScoreError::TooManyImages { count, max: self.max_images_per_request });
         }
-        let admission = self
-            .batcher
-            .try_admit(count)
-            .ok_or(ScoreError::Overloaded)?;
+        let admission = self.batcher.try_admit(count).ok_or(ScoreError::Overloaded)?;
         let samples = tokio::time::timeout_at(deadline.into(), self.preprocess_all(images))
             .await
             .map_err(|_| ScoreError::Timeout)??;
-        let scored = self
-            .batcher
-            .run(&admission, samples, deadline)
-            .await
-            .map_err(|error| match error {
-                BatchError::Expired => ScoreError::Timeout,
-                other => ScoreError::Inference(other),
-            })?;
+        let scored = self.batcher.run(&admission, samples, deadline).await.map_err(|error| match error {
+            BatchError::Expired => ScoreError::Timeout,
+            other => ScoreError::Inference(other),
+        })?;
 
         let batch_size = scored.iter().map(|s| s.batch_size).max().unwrap_or(0);
-        let predictions = scored
-            .iter()
-            .map(|s| self.postprocessor.predict(&s.scores))
-            .collect();
-        Ok(Classification {
-            predictions,
-            batch_size,
-        })
+        let predictions = scored.iter().map(|s| self.postprocessor.predict(&s.scores)).collect();
+        Ok(Classification { predictions, batch_size })
     }
 
     /// Decodes and preprocesses every image on the blocking pool, in parallel.
@@ -221,12 +180,8 @@ impl Classifier {
         let tasks = images.into_iter().enumerate().map(|(index, image)| {
             let preprocessor = Arc::clone(&self.preprocessor);
             tokio::task::spawn_blocking(move || {
-                let bytes = image
-                    .into_bytes()
-                    .map_err(|source| ScoreError::Base64 { index, source })?;
-                preprocessor
-                    .preprocess(&bytes)
-                    .map_err(|source| ScoreError::Image { index, source })
+                let bytes = image.into_bytes().map_err(|source| ScoreError::Base64 { index, source })?;
+                preprocessor.preprocess(&bytes).map_err(|source| ScoreError::Image { index, source })
             })
         });
         futures_util::future::join_all(tasks)
@@ -251,9 +206,6 @@ impl Classifier {
 }
 
 fn format_shape(shape: &[Option<i64>]) -> String {
-    let dims: Vec<String> = shape
-        .iter()
-        .map(|d| d.map_or_else(|| "?".to_owned(), |d| d.to_string()))
-        .collect();
+    let dims: Vec<String> = shape.iter().map(|d| d.map_or_else(|| "?".to_owned(), |d| d.to_string())).collect();
     format!("[{}]", dims.join(", "))
 }

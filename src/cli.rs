@@ -8,11 +8,7 @@ use clap::Parser;
 use crate::settings::{LogFormat, Overrides};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "scorer",
-    version,
-    about = "Serve an ONNX image classifier with the Azure ML inference contract"
-)]
+#[command(name = "scorer", version, about = "Serve an ONNX image classifier with the Azure ML inference contract")]
 pub struct Cli {
     /// TOML file with settings (env: SCORER_CONFIG_FILE).
     #[arg(long, value_name = "FILE")]

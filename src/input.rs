@@ -39,19 +39,14 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, Base64Error> {
         Some(rest) => match rest.split_once(',') {
             Some((meta, data)) if meta.ends_with(";base64") => data,
             _ => {
-                return Err(Base64Error(
-                    "a data: URL must be of the form data:<type>;base64,<data>".to_owned(),
-                ));
+                return Err(Base64Error("a data: URL must be of the form data:<type>;base64,<data>".to_owned()));
             }
         },
         None => text,
     };
     let compact: String;
     let payload = if payload.bytes().any(|b| b.is_ascii_whitespace()) {
-        compact = payload
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        compact = payload.chars().filter(|c| !c.is_ascii_whitespace()).collect();
         compact.as_str()
     } else {
         payload
@@ -59,14 +54,8 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, Base64Error> {
     if payload.is_empty() {
         return Err(Base64Error("the base64 string is empty".to_owned()));
     }
-    let engine = if payload.contains(['-', '_']) {
-        &URL_SAFE
-    } else {
-        &STANDARD
-    };
-    engine
-        .decode(payload)
-        .map_err(|e| Base64Error(format!("invalid base64: {e}")))
+    let engine = if payload.contains(['-', '_']) { &URL_SAFE } else { &STANDARD };
+    engine.decode(payload).map_err(|e| Base64Error(format!("invalid base64: {e}")))
 }
 
 #[cfg(test)]
@@ -78,10 +67,7 @@ mod tests {
         assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
         assert_eq!(decode_base64("aGVsbG8").unwrap(), b"hello");
         assert_eq!(decode_base64("aGVs\nbG8=\n").unwrap(), b"hello");
-        assert_eq!(
-            decode_base64("data:image/png;base64,aGVsbG8=").unwrap(),
-            b"hello"
-        );
+        assert_eq!(decode_base64("data:image/png;base64,aGVsbG8=").unwrap(), b"hello");
         assert_eq!(decode_base64("-_8=").unwrap(), [0xfb, 0xff]);
         assert_eq!(decode_base64("+/8=").unwrap(), [0xfb, 0xff]);
     }

@@ -92,10 +92,7 @@ pub enum SettingsError {
     #[error("invalid settings: {0}")]
     Invalid(#[from] config::ConfigError),
     #[error("invalid setting `{name}`: {reason}")]
-    OutOfRange {
-        name: &'static str,
-        reason: &'static str,
-    },
+    OutOfRange { name: &'static str, reason: &'static str },
 }
 
 impl Settings {
@@ -109,19 +106,12 @@ impl Settings {
         overrides: &Overrides,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, SettingsError> {
-        let env: config::Map<String, String> = env
-            .into_iter()
-            .filter(|(key, _)| key.starts_with(&format!("{ENV_PREFIX}_")))
-            .collect();
-        let environment = Environment::with_prefix(ENV_PREFIX)
-            .try_parsing(true)
-            .source(Some(env.clone()));
+        let env: config::Map<String, String> =
+            env.into_iter().filter(|(key, _)| key.starts_with(&format!("{ENV_PREFIX}_"))).collect();
+        let environment = Environment::with_prefix(ENV_PREFIX).try_parsing(true).source(Some(env.clone()));
 
         // The config file may itself be named by a flag or by SCORER_CONFIG_FILE.
-        let config_file = overrides
-            .config_file
-            .clone()
-            .or_else(|| env.get("SCORER_CONFIG_FILE").map(PathBuf::from));
+        let config_file = overrides.config_file.clone().or_else(|| env.get("SCORER_CONFIG_FILE").map(PathBuf::from));
 
         let mut builder = Config::builder().add_source(Config::try_from(&Settings::default())?);
         if let Some(path) = &config_file {
@@ -130,11 +120,7 @@ impl Settings {
         builder = builder.add_source(environment);
         builder = set_override(builder, "host", overrides.host.clone())?;
         builder = set_override(builder, "port", overrides.port.map(i64::from))?;
-        builder = set_override(
-            builder,
-            "model_dir",
-            overrides.model_dir.as_deref().map(path_string),
-        )?;
+        builder = set_override(builder, "model_dir", overrides.model_dir.as_deref().map(path_string))?;
         builder = set_override(
             builder,
             "log_format",
@@ -161,10 +147,7 @@ impl Settings {
         ];
         for (name, value) in positive {
             if value == 0 {
-                return Err(SettingsError::OutOfRange {
-                    name,
-                    reason: "must be at least 1",
-                });
+                return Err(SettingsError::OutOfRange { name, reason: "must be at least 1" });
             }
         }
         if self.max_images_per_request > self.queue_capacity {
@@ -180,11 +163,7 @@ impl Settings {
     pub fn resolved_model_dir(&self, azureml_model_dir: Option<&str>) -> PathBuf {
         self.model_dir
             .clone()
-            .or_else(|| {
-                azureml_model_dir
-                    .filter(|dir| !dir.is_empty())
-                    .map(PathBuf::from)
-            })
+            .or_else(|| azureml_model_dir.filter(|dir| !dir.is_empty()).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("model"))
     }
 
@@ -214,10 +193,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -241,10 +217,7 @@ mod tests {
         assert_eq!(settings.max_batch_size, 4);
         assert_eq!(settings.log_format, LogFormat::Json);
 
-        let flags = Overrides {
-            port: Some(9100),
-            ..Overrides::default()
-        };
+        let flags = Overrides { port: Some(9100), ..Overrides::default() };
         let settings = Settings::load_from(&flags, vars).unwrap();
         assert_eq!(settings.port, 9100);
         assert_eq!(settings.max_batch_size, 4);
@@ -257,10 +230,7 @@ mod tests {
         let file = dir.join("scorer.toml");
         std::fs::write(&file, "port = 7000\nqueue_capacity = 64\n").unwrap();
 
-        let vars = env(&[
-            ("SCORER_CONFIG_FILE", file.to_str().unwrap()),
-            ("SCORER_QUEUE_CAPACITY", "99"),
-        ]);
+        let vars = env(&[("SCORER_CONFIG_FILE", file.to_str().unwrap()), ("SCORER_QUEUE_CAPACITY", "99")]);
         let settings = Settings::load_from(&Overrides::default(), vars).unwrap();
         assert_eq!(settings.port, 7000);
         assert_eq!(settings.queue_capacity, 99);
@@ -273,10 +243,7 @@ mod tests {
         let typo = Settings::load_from(&Overrides::default(), env(&[("SCORER_PROT", "1")]));
         assert!(typo.unwrap_err().to_string().contains("prot"));
 
-        let zero = Settings::load_from(
-            &Overrides::default(),
-            env(&[("SCORER_MAX_BATCH_SIZE", "0")]),
-        );
+        let zero = Settings::load_from(&Overrides::default(), env(&[("SCORER_MAX_BATCH_SIZE", "0")]));
         assert!(zero.unwrap_err().to_string().contains("max_batch_size"));
     }
 
@@ -284,14 +251,8 @@ mod tests {
     fn model_dir_prefers_setting_then_azureml_then_local_folder() {
         let mut settings = Settings::default();
         assert_eq!(settings.resolved_model_dir(None), PathBuf::from("model"));
-        assert_eq!(
-            settings.resolved_model_dir(Some("/azml")),
-            PathBuf::from("/azml")
-        );
+        assert_eq!(settings.resolved_model_dir(Some("/azml")), PathBuf::from("/azml"));
         settings.model_dir = Some(PathBuf::from("/mine"));
-        assert_eq!(
-            settings.resolved_model_dir(Some("/azml")),
-            PathBuf::from("/mine")
-        );
+        assert_eq!(settings.resolved_model_dir(Some("/azml")), PathBuf::from("/mine"));
     }
 }

@@ -33,10 +33,7 @@ pub enum StartupError {
     #[error("could not load the model: {0}")]
     Load(#[from] LoadError),
     #[error("could not listen on {address}: {source}")]
-    Bind {
-        address: String,
-        source: std::io::Error,
-    },
+    Bind { address: String, source: std::io::Error },
     #[error("the HTTP server failed: {0}")]
     Server(#[source] std::io::Error),
 }
@@ -56,20 +53,13 @@ impl Application {
         let environment = runtime::init_environment(&library)?;
         log::info!("ONNX Runtime library: {}", library.display());
 
-        let model_dir =
-            settings.resolved_model_dir(std::env::var("AZUREML_MODEL_DIR").ok().as_deref());
+        let model_dir = settings.resolved_model_dir(std::env::var("AZUREML_MODEL_DIR").ok().as_deref());
         let files = discovery::discover(&model_dir)?;
-        log::info!(
-            "model folder {}: model file {}",
-            model_dir.display(),
-            files.onnx.display()
-        );
+        log::info!("model folder {}: model file {}", model_dir.display(), files.onnx.display());
 
         let address = format!("{}:{}", settings.host, settings.port);
-        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
-            address: address.clone(),
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(&address).map_err(|source| StartupError::Bind { address: address.clone(), source })?;
         let port = listener.local_addr().map_err(StartupError::Server)?.port();
 
         let state = web::Data::new(ServerState::new(Arc::new(Metrics::new())));
@@ -86,14 +76,7 @@ impl Application {
             .map_err(StartupError::Server)?
             .run();
         log::info!("listening on http://{}:{port}", settings.host);
-        Ok(Self {
-            port,
-            server,
-            state,
-            settings,
-            environment,
-            files,
-        })
+        Ok(Self { port, server, state, settings, environment, files })
     }
 
     pub fn port(&self) -> u16 {
@@ -102,18 +85,10 @@ impl Application {
 
     /// Serves until a signal stops the server (Ok) or the model fails to load (Err).
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        let Self {
-            server,
-            state,
-            settings,
-            environment,
-            files,
-            ..
-        } = self;
+        let Self { server, state, settings, environment, files, .. } = self;
         let handle = server.handle();
         let mut serving = actix_web::rt::spawn(server);
-        let load_failed =
-            spawn_model_loader(environment, files, &settings, state.clone().into_inner());
+        let load_failed = spawn_model_loader(environment, files, &settings, state.clone().into_inner());
 
         tokio::select! {
             served = &mut serving => {
@@ -129,10 +104,7 @@ impl Application {
             }
         }
         drain_and_stop(&handle, &settings).await;
-        serving
-            .await
-            .map_err(|e| StartupError::Server(std::io::Error::other(e)))?
-            .map_err(StartupError::Server)?;
+        serving.await.map_err(|e| StartupError::Server(std::io::Error::other(e)))?.map_err(StartupError::Server)?;
         log::info!("shut down cleanly");
         Ok(())
     }
@@ -146,9 +118,7 @@ fn spawn_model_loader(
     state: Arc<ServerState>,
 ) -> oneshot::Receiver<LoadError> {
     let options = ClassifierOptions {
-        session: SessionOptions {
-            intra_op_threads: settings.intra_op_threads,
-        },
+        session: SessionOptions { intra_op_threads: settings.intra_op_threads },
         max_batch_size: settings.max_batch_size,
         max_batch_wait: Duration::from_millis(settings.max_batch_wait_ms),
         queue_capacity: settings.queue_capacity,
@@ -156,19 +126,17 @@ fn spawn_model_loader(
         max_images_per_request: settings.max_images_per_request,
     };
     let (failed, load_failed) = oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("model-loader".to_owned())
-        .spawn(move || {
-            match Classifier::load(&environment, &files, &options, Arc::clone(&state.metrics)) {
-                Ok(classifier) => {
-                    state.model_ready(classifier);
-                    log::info!("ready: /ready answers 200");
-                }
-                Err(error) => {
-                    let _ = failed.send(error);
-                }
+    let spawned = std::thread::Builder::new().name("model-loader".to_owned()).spawn(move || {
+        match Classifier::load(&environment, &files, &options, Arc::clone(&state.metrics)) {
+            Ok(classifier) => {
+                state.model_ready(classifier);
+                log::info!("ready: /ready answers 200");
             }
-        });
+            Err(error) => {
+                let _ = failed.send(error);
+            }
+        }
+    });
     if let Err(error) = spawned {
         log::error!("could not start the model loader thread: {error}");
     }
@@ -177,16 +145,10 @@ fn spawn_model_loader(
 
 async fn drain_and_stop(handle: &ServerHandle, settings: &Settings) {
     if settings.shutdown_drain_ms > 0 {
-        log::info!(
-            "draining for {} ms before closing the listener",
-            settings.shutdown_drain_ms
-        );
+        log::info!("draining for {} ms before closing the listener", settings.shutdown_drain_ms);
         tokio::time::sleep(Duration::from_millis(settings.shutdown_drain_ms)).await;
     }
-    log::info!(
-        "closing the listener; in-flight requests have {} s to finish",
-        settings.shutdown_timeout_secs
-    );
+    log::info!("closing the listener; in-flight requests have {} s to finish", settings.shutdown_timeout_secs);
     handle.stop(true).await;
 }
 

@@ -22,11 +22,7 @@ pub enum Unready {
 
 impl ServerState {
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self {
-            classifier: OnceLock::new(),
-            shutting_down: AtomicBool::new(false),
-            metrics,
-        }
+        Self { classifier: OnceLock::new(), shutting_down: AtomicBool::new(false), metrics }
     }
 
     /// Called once, after the warm-up inference succeeded.

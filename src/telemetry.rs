@@ -6,9 +6,8 @@ use std::io::Write;
 use crate::settings::LogFormat;
 
 pub fn init_logging(format: LogFormat) {
-    let mut builder = env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,actix_server=warn,ort=warn"),
-    );
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,actix_server=warn,ort=warn"));
     if format == LogFormat::Json {
         builder.format(|buf, record| {
             let line = serde_json::json!({

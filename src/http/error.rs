@@ -18,9 +18,7 @@ pub const RETRY_AFTER_SECS: u64 = 1;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, for people.
-    #[schema(
-        example = "image 0: not an image in a supported format (JPEG, PNG, GIF, BMP, TIFF, WebP)"
-    )]
+    #[schema(example = "image 0: not an image in a supported format (JPEG, PNG, GIF, BMP, TIFF, WebP)")]
     pub message: String,
     /// What went wrong, for programs; stable across versions.
     #[schema(example = "invalid_image")]
@@ -68,39 +66,26 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::BodyRead(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
             ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
-            ApiError::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
+            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::InvalidMultipart(_) => (StatusCode::BAD_REQUEST, "invalid_multipart"),
-            ApiError::RequestIdTooLong(_) => (
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "request_id_too_long",
-            ),
+            ApiError::RequestIdTooLong(_) => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request_id_too_long"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Score(S::NoImages) => (StatusCode::BAD_REQUEST, "no_image"),
-            ApiError::Score(S::TooManyImages { .. }) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "too_many_images")
-            }
+            ApiError::Score(S::TooManyImages { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_images"),
             ApiError::Score(S::Base64 { .. }) => (StatusCode::BAD_REQUEST, "invalid_base64"),
-            ApiError::Score(S::Image {
-                source: ImageError::TooLarge { .. },
-                ..
-            }) => (StatusCode::PAYLOAD_TOO_LARGE, "image_too_large"),
-            ApiError::Score(S::Image {
-                source: ImageError::UnknownFormat,
-                ..
-            }) => (StatusCode::BAD_REQUEST, "unsupported_image_format"),
+            ApiError::Score(S::Image { source: ImageError::TooLarge { .. }, .. }) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "image_too_large")
+            }
+            ApiError::Score(S::Image { source: ImageError::UnknownFormat, .. }) => {
+                (StatusCode::BAD_REQUEST, "unsupported_image_format")
+            }
             ApiError::Score(S::Image { .. }) => (StatusCode::BAD_REQUEST, "invalid_image"),
             ApiError::Score(S::Overloaded) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Score(S::Timeout) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-            ApiError::Score(S::Inference(BatchError::Expired)) => {
-                (StatusCode::GATEWAY_TIMEOUT, "timeout")
-            }
-            ApiError::Score(S::Inference(_)) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed")
-            }
+            ApiError::Score(S::Inference(BatchError::Expired)) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+            ApiError::Score(S::Inference(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed"),
         }
     }
 
@@ -141,10 +126,7 @@ impl ResponseError for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
         }
-        response.json(ErrorBody {
-            message: self.public_message(),
-            code,
-        })
+        response.json(ErrorBody { message: self.public_message(), code })
     }
 }
 
@@ -158,16 +140,9 @@ mod tests {
         let error = ApiError::Score(ScoreError::Inference(BatchError::Engine(EngineError::Run(
             "/secret/path/model.onnx: shape mismatch".to_owned(),
         ))));
-        assert_eq!(
-            error.status_and_code(),
-            (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed")
-        );
+        assert_eq!(error.status_and_code(), (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed"));
         assert!(!error.public_message().contains("/secret"));
-        assert!(
-            error.detail().contains("/secret/path/model.onnx"),
-            "{}",
-            error.detail()
-        );
+        assert!(error.detail().contains("/secret/path/model.onnx"), "{}", error.detail());
     }
 
     #[test]

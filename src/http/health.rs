@@ -27,9 +27,7 @@ pub struct Readiness {
 #[utoipa::path(get, path = "/", tag = "probes",
     responses((status = 200, description = "The process is serving", content_type = "text/plain", body = String, example = "Healthy")))]
 pub async fn root() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::plaintext())
-        .body("Healthy")
+    HttpResponse::Ok().content_type(ContentType::plaintext()).body("Healthy")
 }
 
 /// Liveness: 200 while the process serves, also while the model loads.
@@ -48,8 +46,5 @@ pub async fn readiness(state: web::Data<ServerState>) -> Result<HttpResponse, Ap
         Unready::Loading => ApiError::NotReady,
         Unready::ShuttingDown => ApiError::ShuttingDown,
     })?;
-    Ok(HttpResponse::Ok().json(Readiness {
-        status: "ready",
-        model: ModelSummary::of(classifier.config()),
-    }))
+    Ok(HttpResponse::Ok().json(Readiness { status: "ready", model: ModelSummary::of(classifier.config()) }))
 }

@@ -26,9 +26,7 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let metrics = request
-        .app_data::<web::Data<ServerState>>()
-        .map(|state| Arc::clone(&state.metrics));
+    let metrics = request.app_data::<web::Data<ServerState>>().map(|state| Arc::clone(&state.metrics));
     let method = request.method().clone();
     let path = request.path().to_owned();
 
@@ -36,19 +34,10 @@ pub async fn observe(
 
     let elapsed = started.elapsed();
     let status = response.status();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     if let Some(metrics) = metrics {
-        metrics
-            .http_requests
-            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
-            .inc();
-        metrics
-            .http_duration
-            .with_label_values(&[route.as_str()])
-            .observe(elapsed.as_secs_f64());
+        metrics.http_requests.with_label_values(&[route.as_str(), method.as_str(), status.as_str()]).inc();
+        metrics.http_duration.with_label_values(&[route.as_str()]).observe(elapsed.as_secs_f64());
     }
 
     let request_id = response
@@ -56,25 +45,15 @@ pub async fn observe(
         .extensions()
         .get::<RequestIds>()
         .map_or_else(|| "-".to_owned(), |ids| ids.request_id.clone());
-    let summary = response
-        .response()
-        .extensions()
-        .get::<ScoreSummary>()
-        .copied();
-    let scoring = summary.map_or_else(String::new, |s| {
-        format!(" images={} batch={}", s.images, s.batch_size)
-    });
+    let summary = response.response().extensions().get::<ScoreSummary>().copied();
+    let scoring = summary.map_or_else(String::new, |s| format!(" images={} batch={}", s.images, s.batch_size));
     let error = response.response().error().map_or_else(String::new, |e| {
-        let detail = e
-            .as_error::<ApiError>()
-            .map_or_else(|| e.to_string(), ApiError::detail);
+        let detail = e.as_error::<ApiError>().map_or_else(|| e.to_string(), ApiError::detail);
         format!(" error=\"{detail}\"")
     });
     let level = if status.is_server_error() {
         log::Level::Error
-    } else if matches!(route.as_str(), "/" | "/health" | "/ready" | "/metrics")
-        && status.is_success()
-    {
+    } else if matches!(route.as_str(), "/" | "/health" | "/ready" | "/metrics") && status.is_success() {
         log::Level::Debug
     } else {
         log::Level::Info

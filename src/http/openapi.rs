@@ -15,14 +15,7 @@ use crate::model::postprocess;
         title = "scorer",
         description = "ONNX image classification with the Azure Machine Learning inference contract"
     ),
-    paths(
-        health::root,
-        health::liveness,
-        health::readiness,
-        score::score,
-        metrics::metrics,
-        swagger
-    ),
+    paths(health::root, health::liveness, health::readiness, score::score, metrics::metrics, swagger),
     components(schemas(
         payload::ScoreRequest,
         payload::MultipartUpload,
@@ -46,7 +39,5 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
 #[utoipa::path(get, path = "/swagger.json", tag = "operations",
     responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json", body = Object)))]
 pub async fn swagger() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(DOCUMENT.as_str())
+    HttpResponse::Ok().content_type("application/json").body(DOCUMENT.as_str())
 }

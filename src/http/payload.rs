@@ -31,15 +31,9 @@ pub struct MultipartUpload {
 }
 
 /// Reads the whole body, refusing it as soon as it is known to exceed `limit`.
-pub async fn read_body(
-    headers: &HeaderMap,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+pub async fn read_body(headers: &HeaderMap, mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
         return Err(ApiError::BodyTooLarge { limit });
     }
@@ -64,55 +58,38 @@ fn body_kind(headers: &HeaderMap, body: &[u8]) -> Result<BodyKind, ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         // No content type (e.g. `curl --data-binary` with -H "Content-Type:"): look at the bytes.
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
-        return Ok(if first == Some(&b'{') {
-            BodyKind::Json
-        } else {
-            BodyKind::Image
-        });
+        return Ok(if first == Some(&b'{') { BodyKind::Json } else { BodyKind::Image });
     };
     let content_type = value.to_str().unwrap_or_default();
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     match essence.as_str() {
         "application/json" | "text/json" => Ok(BodyKind::Json),
         t if t.ends_with("+json") => Ok(BodyKind::Json),
         "multipart/form-data" => Ok(BodyKind::Multipart),
         "application/octet-stream" | "application/dicom" => Ok(BodyKind::Image),
         t if t.starts_with("image/") => Ok(BodyKind::Image),
-        _ => Err(ApiError::UnsupportedMediaType(
-            content_type.chars().take(100).collect(),
-        )),
+        _ => Err(ApiError::UnsupportedMediaType(content_type.chars().take(100).collect())),
     }
 }
 
 /// Splits the body into the images it carries.
-pub async fn extract_images(
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<Vec<EncodedImage>, ApiError> {
+pub async fn extract_images(headers: &HeaderMap, body: Bytes) -> Result<Vec<EncodedImage>, ApiError> {
     match body_kind(headers, &body)? {
         BodyKind::Image => Ok(vec![EncodedImage::Raw(body)]),
         // Parsing a large JSON body is CPU work: keep it off the executor.
-        BodyKind::Json => web::block(move || parse_json(&body))
-            .await
-            .map_err(|e| ApiError::InvalidJson(e.to_string()))?,
+        BodyKind::Json => {
+            web::block(move || parse_json(&body)).await.map_err(|e| ApiError::InvalidJson(e.to_string()))?
+        }
         BodyKind::Multipart => parse_multipart(headers, body).await,
     }
 }
 
 fn parse_json(body: &[u8]) -> Result<Vec<EncodedImage>, ApiError> {
-    let request: ScoreRequest =
-        serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let request: ScoreRequest = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     match (request.image, request.images) {
         (Some(image), None) => Ok(vec![EncodedImage::Base64(image)]),
         (None, Some(images)) => Ok(images.into_iter().map(EncodedImage::Base64).collect()),
-        (Some(_), Some(_)) => Err(ApiError::InvalidJson(
-            "give either \"image\" or \"images\", not both".to_owned(),
-        )),
+        (Some(_), Some(_)) => Err(ApiError::InvalidJson("give either \"image\" or \"images\", not both".to_owned())),
         (None, None) => Err(ApiError::InvalidJson(
             "expected {\"image\": \"<base64>\"} or {\"images\": [\"<base64>\", ...]}".to_owned(),
         )),
@@ -122,19 +99,13 @@ fn parse_json(body: &[u8]) -> Result<Vec<EncodedImage>, ApiError> {
 /// Every part that is a file (has a filename) or declares a non-text content type is an image;
 /// plain form fields are ignored.
 async fn parse_multipart(headers: &HeaderMap, body: Bytes) -> Result<Vec<EncodedImage>, ApiError> {
-    let stream =
-        futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
+    let stream = futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
     let mut multipart = actix_multipart::Multipart::new(headers, stream);
     let invalid = |e: actix_multipart::MultipartError| ApiError::InvalidMultipart(e.to_string());
     let mut images = Vec::new();
     while let Some(mut field) = multipart.try_next().await.map_err(invalid)? {
-        let has_filename = field
-            .content_disposition()
-            .and_then(|d| d.get_filename())
-            .is_some();
-        let is_text = field
-            .content_type()
-            .is_none_or(|mime| mime.type_() == actix_web::mime::TEXT);
+        let has_filename = field.content_disposition().and_then(|d| d.get_filename()).is_some();
+        let is_text = field.content_type().is_none_or(|mime| mime.type_() == actix_web::mime::TEXT);
         let mut content = BytesMut::new();
         while let Some(chunk) = field.try_next().await.map_err(invalid)? {
             content.extend_from_slice(&chunk);
@@ -162,12 +133,9 @@ mod tests {
 
     #[actix_web::test]
     async fn json_bodies_carry_one_or_several_images() {
-        let one = extract_images(
-            &headers(Some("application/json")),
-            Bytes::from_static(br#"{"image": "aGk="}"#),
-        )
-        .await
-        .unwrap();
+        let one = extract_images(&headers(Some("application/json")), Bytes::from_static(br#"{"image": "aGk="}"#))
+            .await
+            .unwrap();
         assert!(matches!(one.as_slice(), [EncodedImage::Base64(b)] if b == "aGk="));
         let two = extract_images(
             &headers(Some("application/json; charset=utf-8")),
@@ -187,33 +155,18 @@ mod tests {
             (br#"{"image": "a", "images": []}"#, "not both"),
             (b"{\"image\": ", "EOF"),
         ] {
-            let err = extract_images(&headers(Some("application/json")), Bytes::from_static(body))
-                .await
-                .unwrap_err();
-            assert!(
-                matches!(err, ApiError::InvalidJson(ref m) if m.contains(expected)),
-                "{err}"
-            );
+            let err = extract_images(&headers(Some("application/json")), Bytes::from_static(body)).await.unwrap_err();
+            assert!(matches!(err, ApiError::InvalidJson(ref m) if m.contains(expected)), "{err}");
         }
     }
 
     #[actix_web::test]
     async fn content_types_choose_the_parser() {
-        let raw = extract_images(
-            &headers(Some("image/jpeg")),
-            Bytes::from_static(b"\xff\xd8"),
-        )
-        .await
-        .unwrap();
+        let raw = extract_images(&headers(Some("image/jpeg")), Bytes::from_static(b"\xff\xd8")).await.unwrap();
         assert!(matches!(raw.as_slice(), [EncodedImage::Raw(_)]));
-        let sniffed_json =
-            extract_images(&headers(None), Bytes::from_static(br#" {"image": "aGk="}"#))
-                .await
-                .unwrap();
+        let sniffed_json = extract_images(&headers(None), Bytes::from_static(br#" {"image": "aGk="}"#)).await.unwrap();
         assert!(matches!(sniffed_json.as_slice(), [EncodedImage::Base64(_)]));
-        let err = extract_images(&headers(Some("text/plain")), Bytes::from_static(b"hi"))
-            .await
-            .unwrap_err();
+        let err = extract_images(&headers(Some("text/plain")), Bytes::from_static(b"hi")).await.unwrap_err();
         assert!(matches!(err, ApiError::UnsupportedMediaType(ref t) if t == "text/plain"));
     }
 
@@ -230,12 +183,8 @@ mod tests {
             Content-Disposition: form-data; name=\"b\"; filename=\"b.png\"\r\n\r\n\
             BBB\r\n\
             --XyZ--\r\n";
-        let images = extract_images(
-            &headers(Some("multipart/form-data; boundary=XyZ")),
-            Bytes::from(body),
-        )
-        .await
-        .unwrap();
+        let images =
+            extract_images(&headers(Some("multipart/form-data; boundary=XyZ")), Bytes::from(body)).await.unwrap();
         let contents: Vec<Bytes> = images
             .into_iter()
             .map(|image| match image {
@@ -243,17 +192,9 @@ mod tests {
                 EncodedImage::Base64(_) => panic!("multipart parts are raw"),
             })
             .collect();
-        assert_eq!(
-            contents,
-            [Bytes::from_static(b"AAA"), Bytes::from_static(b"BBB")]
-        );
+        assert_eq!(contents, [Bytes::from_static(b"AAA"), Bytes::from_static(b"BBB")]);
 
-        let err = extract_images(
-            &headers(Some("multipart/form-data")),
-            Bytes::from_static(b"x"),
-        )
-        .await
-        .unwrap_err();
+        let err = extract_images(&headers(Some("multipart/form-data")), Bytes::from_static(b"x")).await.unwrap_err();
         assert!(matches!(err, ApiError::InvalidMultipart(_)), "{err}");
     }
 }

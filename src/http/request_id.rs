@@ -27,43 +27,29 @@ pub struct RequestIds {
 impl RequestIds {
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
         let get = |name: &str| {
-            headers
-                .get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .unwrap_or_default()
+            headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default()
         };
         let request_id = match get(REQUEST_ID) {
             id if id.is_empty() => uuid::Uuid::new_v4().to_string(),
             id => id,
         };
         if request_id.chars().count() > MAX_ID_LEN {
-            return Err(ApiError::RequestIdTooLong(
-                "x-request-id must not exceed 100 characters",
-            ));
+            return Err(ApiError::RequestIdTooLong("x-request-id must not exceed 100 characters"));
         }
         let mut client_request_id = get(CLIENT_REQUEST_ID);
         let mut legacy_request_id = get(LEGACY_REQUEST_ID);
         if legacy_request_id.is_empty() {
-            legacy_request_id = if client_request_id.is_empty() {
-                request_id.clone()
-            } else {
-                client_request_id.clone()
-            };
+            legacy_request_id =
+                if client_request_id.is_empty() { request_id.clone() } else { client_request_id.clone() };
         } else if client_request_id.is_empty() {
             client_request_id = legacy_request_id.clone();
         }
-        if legacy_request_id.chars().count() > MAX_ID_LEN
-            || client_request_id.chars().count() > MAX_ID_LEN
-        {
+        if legacy_request_id.chars().count() > MAX_ID_LEN || client_request_id.chars().count() > MAX_ID_LEN {
             return Err(ApiError::RequestIdTooLong(
                 "x-ms-request-id and x-ms-client-request-id must not exceed 100 characters",
             ));
         }
-        Ok(Self {
-            request_id,
-            client_request_id,
-            legacy_request_id,
-        })
+        Ok(Self { request_id, client_request_id, legacy_request_id })
     }
 
     fn write_to(&self, headers: &mut HeaderMap) {
@@ -106,10 +92,7 @@ mod tests {
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            map.insert(
-                HeaderName::from_static(name),
-                HeaderValue::from_str(value).unwrap(),
-            );
+            map.insert(HeaderName::from_static(name), HeaderValue::from_str(value).unwrap());
         }
         map
     }
@@ -124,26 +107,14 @@ mod tests {
 
     #[test]
     fn echoes_and_maps_client_ids_like_azure() {
-        let ids =
-            RequestIds::from_headers(&headers(&[(REQUEST_ID, "r1"), (CLIENT_REQUEST_ID, "c1")]))
-                .unwrap();
+        let ids = RequestIds::from_headers(&headers(&[(REQUEST_ID, "r1"), (CLIENT_REQUEST_ID, "c1")])).unwrap();
         assert_eq!(
-            (
-                ids.request_id.as_str(),
-                ids.client_request_id.as_str(),
-                ids.legacy_request_id.as_str()
-            ),
+            (ids.request_id.as_str(), ids.client_request_id.as_str(), ids.legacy_request_id.as_str()),
             ("r1", "c1", "c1")
         );
 
         let legacy = RequestIds::from_headers(&headers(&[(LEGACY_REQUEST_ID, "old")])).unwrap();
-        assert_eq!(
-            (
-                legacy.client_request_id.as_str(),
-                legacy.legacy_request_id.as_str()
-            ),
-            ("old", "old")
-        );
+        assert_eq!((legacy.client_request_id.as_str(), legacy.legacy_request_id.as_str()), ("old", "old"));
     }
 
     #[test]

@@ -41,10 +41,7 @@ pub struct ModelSummary {
 
 impl ModelSummary {
     pub fn of(config: &ModelConfig) -> Self {
-        Self {
-            name: config.name.clone(),
-            version: config.version.clone(),
-        }
+        Self { name: config.name.clone(), version: config.version.clone() }
     }
 }
 
@@ -76,12 +73,9 @@ pub async fn score(
     let deadline = Instant::now() + limits.request_timeout;
     let classifier = state.classifier().ok_or(ApiError::NotReady)?;
 
-    let body = tokio::time::timeout_at(
-        deadline.into(),
-        read_body(request.headers(), payload, limits.max_body_bytes),
-    )
-    .await
-    .map_err(|_| ApiError::BodyTimeout)??;
+    let body = tokio::time::timeout_at(deadline.into(), read_body(request.headers(), payload, limits.max_body_bytes))
+        .await
+        .map_err(|_| ApiError::BodyTimeout)??;
     let images = extract_images(request.headers(), body).await?;
     let count = images.len();
 
@@ -91,14 +85,8 @@ pub async fn score(
 
     let mut response = HttpResponse::Ok()
         .insert_header((EXEC_TIME_HEADER, format!("{exec_ms:.3}")))
-        .json(ScoreResponse {
-            predictions: classification.predictions,
-            model: ModelSummary::of(classifier.config()),
-        });
-    response.extensions_mut().insert(ScoreSummary {
-        images: count,
-        batch_size: classification.batch_size,
-    });
+        .json(ScoreResponse { predictions: classification.predictions, model: ModelSummary::of(classifier.config()) });
+    response.extensions_mut().insert(ScoreSummary { images: count, batch_size: classification.batch_size });
     Ok(response)
 }
 

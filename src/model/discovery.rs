@@ -20,11 +20,7 @@ pub struct ModelFiles {
 impl ModelFiles {
     /// The folder that relative paths in the spec are resolved against.
     pub fn base_dir(&self) -> &Path {
-        self.spec
-            .as_ref()
-            .and_then(|(path, _)| path.parent())
-            .or_else(|| self.onnx.parent())
-            .unwrap_or(Path::new("."))
+        self.spec.as_ref().and_then(|(path, _)| path.parent()).or_else(|| self.onnx.parent()).unwrap_or(Path::new("."))
     }
 }
 
@@ -41,11 +37,7 @@ pub enum DiscoveryError {
     )]
     Nothing { dir: PathBuf },
     #[error("{what} found under {dir}, expected one: {}", list(.found))]
-    Ambiguous {
-        what: &'static str,
-        dir: PathBuf,
-        found: Vec<PathBuf>,
-    },
+    Ambiguous { what: &'static str, dir: PathBuf, found: Vec<PathBuf> },
     #[error(
         "the model file {0} named by the spec does not exist. \
          Run scripts/setup.sh to fetch the default model"
@@ -56,11 +48,7 @@ pub enum DiscoveryError {
 }
 
 fn list(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 pub fn discover(model_dir: &Path) -> Result<ModelFiles, DiscoveryError> {
@@ -70,10 +58,7 @@ pub fn discover(model_dir: &Path) -> Result<ModelFiles, DiscoveryError> {
     let mut specs = Vec::new();
     let mut onnx_files = Vec::new();
     walk(model_dir, 0, &mut |path| {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if name == SPEC_FILE_NAME {
             specs.push(path.to_path_buf());
         } else if name.to_ascii_lowercase().ends_with(".onnx") {
@@ -85,13 +70,8 @@ pub fn discover(model_dir: &Path) -> Result<ModelFiles, DiscoveryError> {
 
     match specs.as_slice() {
         [] => match onnx_files.as_slice() {
-            [] => Err(DiscoveryError::Nothing {
-                dir: model_dir.to_path_buf(),
-            }),
-            [onnx] => Ok(ModelFiles {
-                onnx: onnx.clone(),
-                spec: None,
-            }),
+            [] => Err(DiscoveryError::Nothing { dir: model_dir.to_path_buf() }),
+            [onnx] => Ok(ModelFiles { onnx: onnx.clone(), spec: None }),
             _ => Err(DiscoveryError::Ambiguous {
                 what: "several .onnx files",
                 dir: model_dir.to_path_buf(),
@@ -110,16 +90,11 @@ pub fn discover(model_dir: &Path) -> Result<ModelFiles, DiscoveryError> {
                     path
                 }
                 None => {
-                    let beside: Vec<PathBuf> = onnx_files
-                        .iter()
-                        .filter(|p| p.parent() == Some(spec_dir))
-                        .cloned()
-                        .collect();
+                    let beside: Vec<PathBuf> =
+                        onnx_files.iter().filter(|p| p.parent() == Some(spec_dir)).cloned().collect();
                     match beside.as_slice() {
                         [] => {
-                            return Err(DiscoveryError::Nothing {
-                                dir: spec_dir.to_path_buf(),
-                            });
+                            return Err(DiscoveryError::Nothing { dir: spec_dir.to_path_buf() });
                         }
                         [one] => one.clone(),
                         _ => {
@@ -132,16 +107,9 @@ pub fn discover(model_dir: &Path) -> Result<ModelFiles, DiscoveryError> {
                     }
                 }
             };
-            Ok(ModelFiles {
-                onnx,
-                spec: Some((spec_path.clone(), spec)),
-            })
+            Ok(ModelFiles { onnx, spec: Some((spec_path.clone(), spec)) })
         }
-        _ => Err(DiscoveryError::Ambiguous {
-            what: "several model specs",
-            dir: model_dir.to_path_buf(),
-            found: specs,
-        }),
+        _ => Err(DiscoveryError::Ambiguous { what: "several model specs", dir: model_dir.to_path_buf(), found: specs }),
     }
 }
 
@@ -174,8 +142,7 @@ mod tests {
 
     impl TempDir {
         fn new(tag: &str) -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("scorer-discovery-{tag}-{}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("scorer-discovery-{tag}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             Self(dir)
@@ -215,10 +182,7 @@ mod tests {
 
         let too_deep = TempDir::new("too-deep");
         too_deep.file("1/2/3/4/5/6/7/net.onnx", "");
-        assert!(matches!(
-            discover(&too_deep.0),
-            Err(DiscoveryError::Nothing { .. })
-        ));
+        assert!(matches!(discover(&too_deep.0), Err(DiscoveryError::Nothing { .. })));
     }
 
     #[test]
@@ -246,26 +210,15 @@ mod tests {
 
     #[test]
     fn missing_things_name_the_fix() {
-        let err = discover(Path::new("/nonexistent/model"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("/nonexistent/model") && err.contains("scripts/setup.sh"),
-            "{err}"
-        );
+        let err = discover(Path::new("/nonexistent/model")).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/model") && err.contains("scripts/setup.sh"), "{err}");
 
         let dir = TempDir::new("no-onnx");
         dir.file("model.toml", "file = \"gone.onnx\"\n");
         let err = discover(&dir.0).unwrap_err().to_string();
-        assert!(
-            err.contains("gone.onnx") && err.contains("scripts/setup.sh"),
-            "{err}"
-        );
+        assert!(err.contains("gone.onnx") && err.contains("scripts/setup.sh"), "{err}");
 
         let empty = TempDir::new("empty");
-        assert!(matches!(
-            discover(&empty.0),
-            Err(DiscoveryError::Nothing { .. })
-        ));
+        assert!(matches!(discover(&empty.0), Err(DiscoveryError::Nothing { .. })));
     }
 }

@@ -43,27 +43,16 @@ pub struct OnnxModel {
 }
 
 impl OnnxModel {
-    pub fn open(
-        environment: &Environment,
-        path: &Path,
-        options: SessionOptions,
-    ) -> Result<Self, EngineError> {
-        let load_error = |reason: String| EngineError::Load {
-            path: path.display().to_string(),
-            reason,
-        };
+    pub fn open(environment: &Environment, path: &Path, options: SessionOptions) -> Result<Self, EngineError> {
+        let load_error = |reason: String| EngineError::Load { path: path.display().to_string(), reason };
         let mut builder = Session::builder(environment)
             .map_err(|e| load_error(e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| load_error(e.to_string()))?;
         if options.intra_op_threads > 0 {
-            builder = builder
-                .with_intra_threads(options.intra_op_threads)
-                .map_err(|e| load_error(e.to_string()))?;
+            builder = builder.with_intra_threads(options.intra_op_threads).map_err(|e| load_error(e.to_string()))?;
         }
-        let session = builder
-            .commit_from_file(path)
-            .map_err(|e| load_error(e.to_string()))?;
+        let session = builder.commit_from_file(path).map_err(|e| load_error(e.to_string()))?;
         Ok(Self { session })
     }
 
@@ -123,26 +112,17 @@ impl InferenceEngine for OnnxEngine {
                 (fixed, self.padded.as_slice())
             }
             BatchDim::Fixed(fixed) if n > fixed => {
-                return Err(EngineError::Run(format!(
-                    "the model takes at most {fixed} samples per run, got {n}"
-                )));
+                return Err(EngineError::Run(format!("the model takes at most {fixed} samples per run, got {n}")));
             }
             _ => (n, input),
         };
 
         let run_error = |e: ort::Error| EngineError::Run(e.to_string());
-        let tensor =
-            TensorRef::from_array_view((self.input.batch_shape(rows), data)).map_err(run_error)?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input.name.as_str() => tensor])
-            .map_err(run_error)?;
-        let output = outputs.get(&self.output_name).ok_or_else(|| {
-            EngineError::Run(format!(
-                "the model produced no output `{}`",
-                self.output_name
-            ))
-        })?;
+        let tensor = TensorRef::from_array_view((self.input.batch_shape(rows), data)).map_err(run_error)?;
+        let outputs = self.session.run(ort::inputs![self.input.name.as_str() => tensor]).map_err(run_error)?;
+        let output = outputs
+            .get(&self.output_name)
+            .ok_or_else(|| EngineError::Run(format!("the model produced no output `{}`", self.output_name)))?;
         let (_, scores) = output.try_extract_tensor::<f32>().map_err(run_error)?;
         if scores.len() != rows * self.classes {
             return Err(EngineError::Run(format!(

@@ -44,11 +44,7 @@ pub struct Postprocessor {
 impl Postprocessor {
     pub fn new(labels: Vec<String>, kind: OutputKind, top_k: usize) -> Self {
         let top_k = top_k.clamp(1, labels.len().max(1));
-        Self {
-            labels,
-            kind,
-            top_k,
-        }
+        Self { labels, kind, top_k }
     }
 
     /// `scores` is one output row, one value per label.
@@ -66,10 +62,7 @@ impl Postprocessor {
             label: self.labels.get(best).cloned().unwrap_or_default(),
             confidence,
             probabilities: Probabilities(
-                ranked
-                    .into_iter()
-                    .map(|(i, p)| (self.labels.get(i).cloned().unwrap_or_default(), p))
-                    .collect(),
+                ranked.into_iter().map(|(i, p)| (self.labels.get(i).cloned().unwrap_or_default(), p)).collect(),
             ),
         }
     }
@@ -80,11 +73,7 @@ impl OutputKind {
     pub fn detect(row: &[f32]) -> OutputKind {
         let in_range = row.iter().all(|p| (0.0..=1.0).contains(p));
         let sum: f32 = row.iter().sum();
-        if in_range && (sum - 1.0).abs() < 1e-3 {
-            OutputKind::Probabilities
-        } else {
-            OutputKind::Logits
-        }
+        if in_range && (sum - 1.0).abs() < 1e-3 { OutputKind::Probabilities } else { OutputKind::Logits }
     }
 }
 
@@ -105,19 +94,13 @@ mod tests {
 
     #[test]
     fn probabilities_are_ranked_and_keyed_by_label() {
-        let post = Postprocessor::new(
-            labels(&["glioma", "meningioma", "notumor", "pituitary"]),
-            OutputKind::Probabilities,
-            4,
-        );
+        let post =
+            Postprocessor::new(labels(&["glioma", "meningioma", "notumor", "pituitary"]), OutputKind::Probabilities, 4);
         let prediction = post.predict(&[0.1, 0.7, 0.05, 0.15]);
         assert_eq!(prediction.label, "meningioma");
         assert_eq!(prediction.confidence, 0.7);
         let json = serde_json::to_string(&prediction.probabilities).unwrap();
-        assert_eq!(
-            json,
-            r#"{"meningioma":0.7,"pituitary":0.15,"glioma":0.1,"notumor":0.05}"#
-        );
+        assert_eq!(json, r#"{"meningioma":0.7,"pituitary":0.15,"glioma":0.1,"notumor":0.05}"#);
     }
 
     #[test]
@@ -139,10 +122,7 @@ mod tests {
 
     #[test]
     fn detects_probability_rows() {
-        assert_eq!(
-            OutputKind::detect(&[0.25, 0.25, 0.5]),
-            OutputKind::Probabilities
-        );
+        assert_eq!(OutputKind::detect(&[0.25, 0.25, 0.5]), OutputKind::Probabilities);
         assert_eq!(OutputKind::detect(&[2.0, -1.0, 0.5]), OutputKind::Logits);
         assert_eq!(OutputKind::detect(&[0.2, 0.2, 0.2]), OutputKind::Logits);
     }

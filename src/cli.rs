@@ -3,38 +3,66 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 use crate::settings::{LogFormat, Overrides};
 
 #[derive(Debug, Parser)]
 #[command(name = "scorer", version, about = "Serve an ONNX image classifier with the Azure ML inference contract")]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: SettingFlags,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Probe the local server's readiness; exit 0 if ready, 1 if not. For container
+    /// HEALTHCHECKs: needs no curl in the image.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SettingFlags {
     /// TOML file with settings (env: SCORER_CONFIG_FILE).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Address to bind [default: 0.0.0.0] (env: SCORER_HOST).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub host: Option<String>,
     /// Port to listen on; 0 picks a free one [default: 8000] (env: SCORER_PORT).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub port: Option<u16>,
     /// Model folder [default: $AZUREML_MODEL_DIR, else ./model] (env: SCORER_MODEL_DIR).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub model_dir: Option<PathBuf>,
     /// Log line format [default: text] (env: SCORER_LOG_FORMAT).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, global = true)]
     pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// Route to probe.
+    #[arg(long, default_value = "/ready")]
+    pub path: String,
+    /// Give up after this long.
+    #[arg(long, default_value_t = 2000)]
+    pub timeout_ms: u64,
 }
 
 impl Cli {
     pub fn overrides(&self) -> Overrides {
+        let flags = &self.settings;
         Overrides {
-            config_file: self.config.clone(),
-            host: self.host.clone(),
-            port: self.port,
-            model_dir: self.model_dir.clone(),
-            log_format: self.log_format,
+            config_file: flags.config.clone(),
+            host: flags.host.clone(),
+            port: flags.port,
+            model_dir: flags.model_dir.clone(),
+            log_format: flags.log_format,
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod batching;
 pub mod classifier;
 pub mod cli;
+pub mod healthcheck;
 pub mod http;
 pub mod input;
 pub mod metrics;

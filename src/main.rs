@@ -1,10 +1,11 @@
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use scorer::cli::Cli;
+use scorer::cli::{Cli, Command};
 use scorer::settings::Settings;
 use scorer::startup::Application;
-use scorer::telemetry;
+use scorer::{healthcheck, telemetry};
 
 /// Exit code for invalid settings (as clap uses for invalid arguments).
 const EXIT_BAD_SETTINGS: u8 = 2;
@@ -21,8 +22,22 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_SETTINGS);
         }
     };
-    telemetry::init_logging(settings.log_format);
+    match cli.command {
+        Some(Command::Healthcheck(args)) => {
+            match healthcheck::probe(settings.port, &args.path, Duration::from_millis(args.timeout_ms)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(reason) => {
+                    eprintln!("scorer healthcheck: {reason}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Command::Serve) | None => serve(settings),
+    }
+}
 
+fn serve(settings: Settings) -> ExitCode {
+    telemetry::init_logging(settings.log_format);
     let outcome = actix_web::rt::System::new().block_on(async move {
         let application = Application::build(settings)?;
         application.run_until_stopped().await

@@ -147,3 +147,20 @@ fn invalid_settings_exit_with_a_usage_error() {
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("max_batch_size"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_healthcheck_subcommand_probes_readiness() {
+    let healthcheck = |port: u16| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scorer"))
+            .args(["healthcheck", "--port", &port.to_string(), "--timeout-ms", "1000"])
+            .output()
+            .unwrap()
+    };
+    let app = Launch::new().spawn().await;
+    let port = app.port;
+    assert!(healthcheck(port).status.success());
+    drop(app);
+    let down = healthcheck(port);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("cannot connect"));
+}

@@ -121,6 +121,20 @@ def main() -> None:
             extract_verified(wheel, entry["member"], args.root / entry["destination"], entry["sha256"])
         print(f"  {requirement}: {len(missing)} file(s) fetched and verified")
 
+    link_unversioned_libraries(args.root, entries)
+
+
+def link_unversioned_libraries(root: Path, entries: list[dict]) -> None:
+    """The server loads libonnxruntime.so; the wheel ships libonnxruntime.so.1.31.1."""
+    for entry in entries:
+        destination = root / entry["destination"]
+        name, _, version = destination.name.partition(".so.")
+        if version:
+            link = destination.with_name(f"{name}.so")
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(destination.name)
+
 
 if __name__ == "__main__":
     main()

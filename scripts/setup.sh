@@ -36,7 +36,4 @@ fi
 echo "Fetching ${groups[*]} assets (pinned in scripts/assets.lock)"
 "$python" "$root/scripts/fetch_assets.py" --root "$root" "${groups[@]}"
 
-# The server looks for libonnxruntime.so; the wheel ships the versioned file.
-versioned=$(cd "$root/runtime/lib" && ls libonnxruntime.so.*.*.* | head -n 1)
-ln -sf "$versioned" "$root/runtime/lib/libonnxruntime.so"
 echo "Done: ONNX Runtime in runtime/lib, model in model/"

@@ -1,0 +1,600 @@
+"""The Azure scripts, run against recording stubs of az, docker, podman and curl (tests/azure/stubs):
+the commands they send, in order, their create-or-update behaviour on a second run, their
+checks of the environment, and that no secret the stubs hand out ever reaches their output."""
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+from support import (
+    AZURE_ENV,
+    DEPLOYMENTS,
+    GLIOMA,
+    REPO,
+    SCRIPTS,
+    SECRETS,
+    StubWorld,
+    clean_environ,
+    command_words,
+    load_yaml,
+    option,
+    options,
+)
+
+ACR = AZURE_ENV["ACR_NAME"]
+ENDPOINT = AZURE_ENV["AML_ENDPOINT_NAME"]
+APP = AZURE_ENV["CONTAINERAPP_NAME"]
+ML_SCOPE = {
+    "--subscription": AZURE_ENV["AZURE_SUBSCRIPTION_ID"],
+    "--resource-group": AZURE_ENV["AZURE_RESOURCE_GROUP"],
+    "--workspace-name": AZURE_ENV["AZUREML_WORKSPACE"],
+}
+SCRIPT_NAMES = [
+    "acr-push.sh",
+    "deploy-aml.sh",
+    "deploy-containerapp.sh",
+    "invoke.sh",
+    "logs.sh",
+    "make-sample-request.sh",
+    "check-azure.sh",
+]
+REQUIRED = {
+    ("acr-push.sh",): ["AZURE_SUBSCRIPTION_ID", "ACR_NAME"],
+    ("deploy-aml.sh",): [
+        "AZURE_SUBSCRIPTION_ID",
+        "AZURE_RESOURCE_GROUP",
+        "AZUREML_WORKSPACE",
+        "AML_ENDPOINT_NAME",
+        "ACR_NAME",
+    ],
+    ("deploy-containerapp.sh",): [
+        "AZURE_SUBSCRIPTION_ID",
+        "AZURE_RESOURCE_GROUP",
+        "AZURE_LOCATION",
+        "ACR_NAME",
+        "CONTAINERAPP_NAME",
+        "CONTAINERAPP_ENV",
+    ],
+    ("logs.sh", "aml"): ["AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE", "AML_ENDPOINT_NAME"],
+    ("logs.sh", "containerapp"): ["AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "CONTAINERAPP_NAME"],
+}
+
+
+class StubTestCase(unittest.TestCase):
+    def setUp(self):
+        self.world = StubWorld().__enter__()
+        self.addCleanup(self.world.__exit__, None, None, None)
+
+    def run_script(self, script, *args, expect=0, **env):
+        result = self.world.run(script, *args, env=self.world.env(**env))
+        self.assert_no_secrets(result)
+        if expect is not None:
+            self.assertEqual(result.returncode, expect, f"{script} {args}:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def assert_no_secrets(self, result):
+        for secret in SECRETS:
+            self.assertNotIn(secret, result.stdout, "a secret reached stdout")
+            self.assertNotIn(secret, result.stderr, "a secret reached stderr")
+            for record in self.world.records():
+                self.assertNotIn(secret, " ".join(record["argv"]), f"a secret on a command line: {record}")
+
+    def az(self):
+        return self.world.calls("az")
+
+    def words(self):
+        return [command_words(argv) for argv in self.az()]
+
+    def calls_to(self, words):
+        return [argv for argv in self.az() if command_words(argv) == words]
+
+
+class HelpAndArguments(StubTestCase):
+    def test_every_script_has_help(self):
+        for script in SCRIPT_NAMES:
+            for flag in ("--help", "-h"):
+                with self.subTest(script=script, flag=flag):
+                    result = self.run_script(script, flag)
+                    self.assertTrue(result.stdout.startswith("Usage:"), result.stdout[:200])
+        self.assertEqual(self.world.records(), [], "--help must not call anything")
+
+    def test_every_script_is_strict_bash(self):
+        for script in sorted(SCRIPTS.glob("*.sh")) + sorted((SCRIPTS / "lib").glob("*.sh")):
+            if script.name not in SCRIPT_NAMES and script.parent.name != "lib":
+                continue  # scripts/setup.sh, test.sh, container-test.sh belong to the server work
+            with self.subTest(script=script.name):
+                text = script.read_text()
+                if script.parent.name == "lib":
+                    self.assertIn("# shellcheck shell=bash", text)
+                else:
+                    self.assertTrue(text.startswith("#!/usr/bin/env bash\n"))
+                    self.assertIn("\nset -euo pipefail\n", text)
+                    self.assertTrue(script.stat().st_mode & 0o111, "not executable")
+
+    def test_unknown_arguments_are_refused(self):
+        for script, args in [
+            ("acr-push.sh", ["--frobnicate"]),
+            ("deploy-aml.sh", ["--frobnicate"]),
+            ("deploy-aml.sh", ["--deployment", "purple"]),
+            ("deploy-aml.sh", ["--traffic-only"]),
+            ("deploy-containerapp.sh", ["--frobnicate"]),
+            ("logs.sh", ["nowhere"]),
+            ("invoke.sh", ["--as", "telepathy", str(GLIOMA)]),
+        ]:
+            with self.subTest(script=script, args=args):
+                result = self.run_script(script, *args, expect=None)
+                self.assertNotEqual(result.returncode, 0)
+        self.assertEqual(self.az(), [])
+
+
+class MissingEnvironment(StubTestCase):
+    def test_each_missing_variable_is_named_before_azure_is_called(self):
+        for command, names in REQUIRED.items():
+            for name in names:
+                with self.subTest(command=command, missing=name):
+                    result = self.run_script(*command, expect=1, **{name: None})
+                    self.assertIn("missing environment variable", result.stderr)
+                    self.assertIn(name, result.stderr)
+                    self.assertIn(".env.example", result.stderr)
+        self.assertEqual(self.az(), [], "no Azure call may happen before the settings are complete")
+
+    def test_all_missing_are_listed_at_once(self):
+        result = self.run_script("deploy-containerapp.sh", expect=1, **{k: None for k in AZURE_ENV})
+        for name in REQUIRED[("deploy-containerapp.sh",)]:
+            self.assertIn(name, result.stderr)
+
+    def test_env_file_fills_in_but_never_overrides_and_is_not_executed(self):
+        scratch = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, scratch)
+        marker = scratch / "executed"
+        env_file = scratch / ".env"
+        env_file.write_text(
+            "# comment\n"
+            f"export ACR_NAME=\"fromfile\"\n"
+            f"AZURE_SUBSCRIPTION_ID='{AZURE_ENV['AZURE_SUBSCRIPTION_ID']}'\n"
+            f"IMAGE_NAME=$(touch {marker})\n"
+        )
+        result = self.run_script(
+            "acr-push.sh", "--acr-build", AZURE_ENV_FILE=str(env_file), AZURE_SUBSCRIPTION_ID=None, ACR_NAME="fromenv"
+        )
+        build = self.calls_to("acr build")[0]
+        self.assertEqual(option(build, "--registry"), "fromenv", "the environment wins over the file")
+        self.assertEqual(option(build, "--subscription"), AZURE_ENV["AZURE_SUBSCRIPTION_ID"], "the file fills in")
+        self.assertFalse(marker.exists(), "the .env file must be read as data, not run")
+        self.assertEqual(option(build, "--image"), f"$(touch {marker}):1.0", "taken literally")
+        del result
+
+
+class DeployAml(StubTestCase):
+    FIRST_RUN = [
+        "ml model show",
+        "ml model create",
+        "acr repository show",
+        "ml online-endpoint show",
+        "ml online-endpoint create",
+        "ml online-deployment show",
+        "ml online-deployment create",
+        "ml online-deployment show",
+        "ml online-endpoint show",  # traffic so far
+        "ml online-endpoint update",  # traffic blue=100
+        "ml online-endpoint show",  # scoring URI
+        "ml online-endpoint invoke",
+        "ml online-endpoint get-credentials",
+    ]
+
+    def test_first_deployment(self):
+        result = self.run_script("deploy-aml.sh")
+        self.assertEqual(self.words(), self.FIRST_RUN)
+
+        model = self.calls_to("ml model create")[0]
+        self.assertEqual(option(model, "--file"), str(REPO / "azureml" / "model.yml"))
+        self.assertEqual((option(model, "--name"), option(model, "--version")), ("brain-tumor-vgg16", "1"))
+
+        endpoint = self.calls_to("ml online-endpoint create")[0]
+        self.assertEqual(option(endpoint, "--file"), str(REPO / "azureml" / "endpoint.yml"))
+        self.assertEqual(option(endpoint, "--name"), ENDPOINT)
+
+        deployment = self.calls_to("ml online-deployment create")[0]
+        self.assertEqual(option(deployment, "--file"), str(DEPLOYMENTS["blue"]))
+        self.assertEqual(option(deployment, "--endpoint-name"), ENDPOINT)
+        self.assertEqual(option(deployment, "--name"), "blue")
+        self.assertEqual(
+            options(deployment, "--set"),
+            [f"environment.image={ACR}.azurecr.io/brain-tumor-ml:1.0", "model=azureml:brain-tumor-vgg16:1"],
+        )
+
+        self.assertEqual(option(self.calls_to("ml online-endpoint update")[0], "--traffic"), "blue=100")
+        invoke = self.calls_to("ml online-endpoint invoke")[0]
+        self.assertEqual(option(invoke, "--deployment-name"), "blue")
+        self.assertEqual(option(invoke, "--request-file"), str(REPO / "azureml" / "sample-request.json"))
+
+        for argv in self.az():
+            if argv[0] == "ml":
+                for flag, value in ML_SCOPE.items():
+                    self.assertEqual(option(argv, flag), value, argv)
+
+        self.assertIn(f"scoring URI: https://{ENDPOINT}.", result.stdout)
+        self.assertIn("predictions", result.stdout)
+        # The plain-HTTPS check sent the key (from a variable, through a header file) to the URI.
+        (curl,) = [r for r in self.world.records() if r["tool"] == "curl"]
+        self.assertEqual(curl["headers"]["authorization"], {"bearer_primary_key": True})
+        self.assertEqual(curl["headers"]["azureml-model-deployment"], "blue")
+        self.assertEqual(curl["argv"][-1], f"https://{ENDPOINT}.westeurope.inference.ml.azure.com/score")
+
+    def test_second_run_updates_in_place(self):
+        self.run_script("deploy-aml.sh")
+        self.world.clear()
+        self.run_script("deploy-aml.sh", "--skip-smoke-test")
+        words = self.words()
+        self.assertNotIn("ml model create", words)
+        self.assertIn("ml online-endpoint update", words)
+        self.assertNotIn("ml online-endpoint create", words)
+        self.assertIn("ml online-deployment update", words)
+        self.assertNotIn("ml online-deployment create", words)
+        (update,) = self.calls_to("ml online-endpoint update")
+        self.assertEqual(option(update, "--traffic"), "blue=100", "re-applying endpoint.yml keeps the split")
+        self.assertNotIn("ml online-endpoint invoke", words)
+
+    def test_rerun_keeps_a_shifted_split(self):
+        self.run_script("deploy-aml.sh", "--skip-smoke-test")
+        self.run_script("deploy-aml.sh", "--deployment", "green", "--skip-smoke-test")
+        self.run_script("deploy-aml.sh", "--traffic-only", "--traffic", "blue=90 green=10")
+        self.world.clear()
+        self.run_script("deploy-aml.sh", "--skip-smoke-test")  # blue again, e.g. a new image
+        self.assertEqual(
+            [option(a, "--traffic") for a in self.calls_to("ml online-endpoint update")], ["blue=90 green=10"]
+        )
+        traffic = json.loads((self.world.state / f"traffic-{ENDPOINT}").read_text())
+        self.assertEqual(traffic, {"blue": 90, "green": 10})
+
+    def test_green_at_zero_then_traffic_shift(self):
+        self.run_script("deploy-aml.sh")
+        self.world.clear()
+        result = self.run_script("deploy-aml.sh", "--deployment", "green", "--image-tag", "1.1")
+        deployment = self.calls_to("ml online-deployment create")[0]
+        self.assertEqual(option(deployment, "--file"), str(DEPLOYMENTS["green"]))
+        self.assertEqual(option(deployment, "--name"), "green")
+        self.assertIn(f"environment.image={ACR}.azurecr.io/brain-tumor-ml:1.1", options(deployment, "--set"))
+        self.assertEqual([option(a, "--traffic") for a in self.calls_to("ml online-endpoint update")], ["blue=100"])
+        self.assertIn("traffic unchanged: blue=100 green=0", result.stderr)
+        self.assertEqual(option(self.calls_to("ml online-endpoint invoke")[0], "--deployment-name"), "green")
+
+        for split in ("blue=90 green=10", "blue=0 green=100"):
+            with self.subTest(traffic=split):
+                self.world.clear()
+                result = self.run_script("deploy-aml.sh", "--traffic-only", "--traffic", split)
+                self.assertEqual(self.words(), ["ml online-endpoint update", "ml online-endpoint show"])
+                self.assertEqual(option(self.az()[0], "--traffic"), split)
+                shown = json.loads(result.stdout)
+                self.assertEqual(shown, {k: int(v) for k, v in (p.split("=") for p in split.split())})
+
+    def test_traffic_with_a_deployment(self):
+        self.run_script("deploy-aml.sh", "--skip-smoke-test")
+        self.world.clear()
+        self.run_script("deploy-aml.sh", "--deployment", "green", "--traffic", "blue=90 green=10", "--skip-smoke-test")
+        words = self.words()
+        update = words.index("ml online-endpoint update", words.index("ml online-deployment create"))
+        self.assertEqual(option(self.az()[update], "--traffic"), "blue=90 green=10")
+
+    def test_extra_overrides_pass_through(self):
+        self.run_script("deploy-aml.sh", "--set", "instance_count=3", "--skip-smoke-test")
+        self.assertIn("instance_count=3", options(self.calls_to("ml online-deployment create")[0], "--set"))
+
+    def test_image_missing_from_the_registry_stops_early(self):
+        result = self.run_script("deploy-aml.sh", expect=1, STUB_ACR_EMPTY="1")
+        self.assertIn("scripts/acr-push.sh", result.stderr)
+        self.assertNotIn("ml online-endpoint create", self.words())
+        self.assertNotIn("ml online-deployment create", self.words())
+
+    def test_failed_deployment_points_at_the_logs(self):
+        for knob in ({"STUB_DEPLOYMENT_FAILS": "1"}, {"STUB_DEPLOYMENT_STATE": "Failed"}):
+            with self.subTest(knob=knob):
+                result = self.run_script("deploy-aml.sh", expect=1, **knob)
+                self.assertIn("scripts/logs.sh aml --deployment blue", result.stderr)
+                self.assertNotIn("ml online-endpoint invoke", self.words())
+
+    def test_local_docker_deployment(self):
+        result = self.run_script("deploy-aml.sh", "--local", ACR_NAME=None)
+        self.assertNotIn("acr repository show", self.words())
+        self.assertNotIn("ml online-endpoint get-credentials", self.words())
+        for words in ("ml online-endpoint create", "ml online-deployment create", "ml online-endpoint invoke"):
+            self.assertIn("--local", self.calls_to(words)[0], words)
+        deployment = self.calls_to("ml online-deployment create")[0]
+        self.assertIn("environment.image=brain-tumor-ml:1.0", options(deployment, "--set"))
+        self.assertFalse([a for a in self.calls_to("ml online-endpoint update") if option(a, "--traffic")])
+        self.assertIn("scoring URI: http://localhost:", result.stdout)
+
+    def test_grant_acr_pull_once(self):
+        self.run_script("deploy-aml.sh", "--grant-acr-pull", "--skip-smoke-test")
+        self.assertEqual(len(self.calls_to("role assignment create")), 1)
+        create = self.calls_to("role assignment create")[0]
+        self.assertEqual(option(create, "--role"), "AcrPull")
+        self.assertTrue(option(create, "--scope").endswith(f"/registries/{ACR}"))
+        self.world.clear()
+        self.run_script("deploy-aml.sh", "--grant-acr-pull", "--skip-smoke-test")
+        self.assertEqual(self.calls_to("role assignment create"), [])
+
+
+class AcrPush(StubTestCase):
+    def test_docker_login_tag_push(self):
+        result = self.run_script("acr-push.sh")
+        sequence = [(r["tool"], command_words(r["argv"])) for r in self.world.records()]
+        self.assertEqual(
+            sequence,
+            [
+                ("az", "acr show"),
+                ("docker", "image inspect brain-tumor-ml:1.0"),
+                ("az", "acr login"),
+                ("docker", f"tag brain-tumor-ml:1.0 {ACR}.azurecr.io/brain-tumor-ml:1.0"),
+                ("docker", f"push {ACR}.azurecr.io/brain-tumor-ml:1.0"),
+                ("az", "acr repository show-tags"),
+            ],
+        )
+        self.assertEqual(result.stdout, f"{ACR}.azurecr.io/brain-tumor-ml:1.0\n")
+
+    def test_podman_gets_the_token_on_stdin_only(self):
+        self.run_script("acr-push.sh", CONTAINER_CLI="podman")
+        login = self.calls_to("acr login")[0]
+        self.assertIn("--expose-token", login)
+        (podman_login,) = [r for r in self.world.records() if r["tool"] == "podman" and r["argv"][0] == "login"]
+        self.assertTrue(podman_login["password_received"])
+        self.assertTrue(podman_login["password_is_acr_token"])
+        self.assertIn("--password-stdin", podman_login["argv"])
+        self.assertEqual([r["tool"] for r in self.world.records() if r["tool"] == "docker"], [])
+
+    def test_acr_build_needs_no_docker(self):
+        self.run_script("acr-push.sh", "--acr-build")
+        build = self.calls_to("acr build")[0]
+        self.assertEqual(option(build, "--registry"), ACR)
+        self.assertEqual(option(build, "--image"), "brain-tumor-ml:1.0")
+        self.assertEqual(option(build, "--file"), str(REPO / "Dockerfile"))
+        self.assertEqual(build[-1], str(REPO))
+        self.assertEqual([r for r in self.world.records() if r["tool"] != "az"], [])
+
+    def test_build_first_and_custom_tag(self):
+        self.run_script("acr-push.sh", "--build", IMAGE_TAG="1.1")
+        docker = [command_words(a) for a in self.world.calls("docker")]
+        self.assertEqual(docker[0], "build")
+        self.assertIn(f"push {ACR}.azurecr.io/brain-tumor-ml:1.1", docker)
+
+    def test_missing_local_image(self):
+        result = self.run_script("acr-push.sh", expect=1, STUB_DOCKER_NO_IMAGE="1")
+        self.assertIn("docker build -t brain-tumor-ml:1.0", result.stderr)
+        self.assertEqual(self.world.calls("docker")[1:], [])
+
+
+class DeployContainerApp(StubTestCase):
+    FIRST_RUN = [
+        "group show",
+        "acr show",
+        "acr repository show",
+        "provider register",
+        "provider register",
+        "containerapp env show",
+        "containerapp env create",
+        "containerapp show",
+        "containerapp create",
+        "containerapp identity assign",
+        "containerapp identity show",
+        "role assignment list",
+        "role assignment create",
+        "containerapp registry set",
+        "containerapp update",
+        "containerapp show",
+    ]
+
+    def sent_yaml(self):
+        return load_yaml(self.world.state / f"containerapp-{APP}.yaml")
+
+    def test_first_deployment(self):
+        result = self.run_script("deploy-containerapp.sh")
+        self.assertEqual(self.words(), self.FIRST_RUN)
+        create = self.calls_to("containerapp create")[0]
+        self.assertEqual(option(create, "--environment"), AZURE_ENV["CONTAINERAPP_ENV"])
+        role = self.calls_to("role assignment create")[0]
+        self.assertEqual(option(role, "--role"), "AcrPull")
+        self.assertEqual(option(role, "--assignee-principal-type"), "ServicePrincipal")
+        registry = self.calls_to("containerapp registry set")[0]
+        self.assertEqual((option(registry, "--server"), option(registry, "--identity")), (f"{ACR}.azurecr.io", "system"))
+        self.assertIsNotNone(option(self.calls_to("containerapp update")[0], "--yaml"))
+
+        fqdn = f"{APP}.happyfield-1234.westeurope.azurecontainerapps.io"
+        self.assertIn(f"scoring URI: https://{fqdn}/score", result.stdout)
+        (curl,) = [r for r in self.world.records() if r["tool"] == "curl"]
+        self.assertEqual(curl["argv"][-1], f"https://{fqdn}/score")
+        self.assertEqual(curl["headers"], {"content-type": "application/json"})
+        self.assertIn(str(REPO / "azureml" / "sample-request.json"), " ".join(curl["argv"]))
+
+    def test_the_yaml_matches_the_server_and_the_azure_ml_deployment(self):
+        self.run_script("deploy-containerapp.sh", "--skip-smoke-test", "--min-replicas", "0", "--max-replicas", "5")
+        spec = self.sent_yaml()["properties"]
+        deployment = load_yaml(DEPLOYMENTS["blue"])
+        routes = deployment["environment"]["inference_config"]
+        port = routes["scoring_route"]["port"]
+
+        ingress = spec["configuration"]["ingress"]
+        self.assertEqual((ingress["external"], ingress["targetPort"]), (True, port))
+        self.assertEqual(spec["configuration"]["registries"], [{"server": f"{ACR}.azurecr.io", "identity": "system"}])
+
+        template = spec["template"]
+        (container,) = template["containers"]
+        self.assertEqual(container["image"], f"{ACR}.azurecr.io/brain-tumor-ml:1.0")
+        probes = {probe["type"]: probe for probe in container["probes"]}
+        self.assertEqual(set(probes), {"Startup", "Liveness", "Readiness"})
+        self.assertEqual(probes["Readiness"]["httpGet"], {"path": routes["readiness_route"]["path"], "port": port})
+        self.assertEqual(probes["Liveness"]["httpGet"], {"path": routes["liveness_route"]["path"], "port": port})
+        self.assertEqual(probes["Startup"]["httpGet"], {"path": routes["liveness_route"]["path"], "port": port})
+        for probe in probes.values():
+            self.assertLessEqual(probe["failureThreshold"], 10, "Container Apps allows 1-10")
+
+        env = {item["name"]: item["value"] for item in container["env"]}
+        for name, value in deployment["environment_variables"].items():
+            if name not in ("SCORER_INTRA_OP_THREADS", "SCORER_SHUTDOWN_TIMEOUT_SECS"):
+                self.assertEqual(env[name], value, f"{name} differs from the Azure ML deployment")
+        self.assertEqual(env["SCORER_INTRA_OP_THREADS"], str(int(container["resources"]["cpu"])))
+        grace = template["terminationGracePeriodSeconds"]
+        self.assertGreater(grace, int(env["SCORER_SHUTDOWN_DRAIN_MS"]) / 1000 + int(env["SCORER_SHUTDOWN_TIMEOUT_SECS"]))
+
+        scale = template["scale"]
+        self.assertEqual((scale["minReplicas"], scale["maxReplicas"]), (0, 5))
+        (rule,) = scale["rules"]
+        self.assertEqual(
+            int(rule["http"]["metadata"]["concurrentRequests"]),
+            deployment["request_settings"]["max_concurrent_requests_per_instance"],
+        )
+
+    def test_second_run_creates_nothing(self):
+        self.run_script("deploy-containerapp.sh", "--skip-smoke-test")
+        self.world.clear()
+        self.run_script("deploy-containerapp.sh", "--skip-smoke-test")
+        words = self.words()
+        for created in ("containerapp env create", "containerapp create", "role assignment create"):
+            self.assertNotIn(created, words)
+        self.assertIn("containerapp update", words)
+
+    def test_print_yaml_calls_nothing(self):
+        result = self.run_script("deploy-containerapp.sh", "--print-yaml", AZURE_SUBSCRIPTION_ID=None)
+        self.assertEqual(self.world.records(), [])
+        self.assertIn("targetPort: 8000", result.stdout)
+
+    def test_smoke_test_failure_is_reported(self):
+        result = self.run_script("deploy-containerapp.sh", expect=1, STUB_CURL_STATUS="503")
+        self.assertIn("scripts/logs.sh containerapp --system", result.stderr)
+
+
+class Logs(StubTestCase):
+    def test_aml_server_and_storage_initializer(self):
+        self.run_script("logs.sh", "aml")
+        self.run_script("logs.sh", "aml", "--deployment", "green", "--storage-initializer", "--lines", "50")
+        server, init = self.calls_to("ml online-deployment get-logs")
+        self.assertEqual((option(server, "--endpoint-name"), option(server, "--name")), (ENDPOINT, "blue"))
+        self.assertIsNone(option(server, "--container"))
+        self.assertEqual(option(init, "--container"), "storage-initializer")
+        self.assertEqual((option(init, "--name"), option(init, "--lines")), ("green", "50"))
+
+    def test_containerapp(self):
+        self.run_script("logs.sh", "containerapp", "--follow", "--system")
+        (call,) = self.calls_to("containerapp logs show")
+        self.assertEqual((option(call, "--name"), option(call, "--type")), (APP, "system"))
+        self.assertIn("--follow", call)
+
+
+class InvokeOffline(StubTestCase):
+    """invoke.sh against the curl stub; its runs against the real server are in test_server.py."""
+
+    def test_non_2xx_shows_the_azure_error_headers(self):
+        result = self.run_script(
+            "invoke.sh", "--request-file", str(REPO / "azureml" / "sample-request.json"), expect=1,
+            SCORING_URI="https://example.invalid/score", SCORING_KEY=SECRETS[0], STUB_CURL_STATUS="504",
+        )
+        self.assertIn("HTTP 424", result.stderr)
+        self.assertIn("ms-azureml-model-error-statuscode: 504", result.stderr)
+        (curl,) = [r for r in self.world.records() if r["tool"] == "curl"]
+        self.assertEqual(curl["argv"][-1], "https://example.invalid/score")
+        self.assertEqual(curl["headers"]["authorization"], {"bearer_primary_key": True})
+
+    def test_other_key_variable(self):
+        self.run_script(
+            "invoke.sh", "--key-env", "MY_KEY", str(GLIOMA), SCORING_URI="https://example.invalid/score",
+            MY_KEY=SECRETS[0],
+        )
+        (curl,) = [r for r in self.world.records() if r["tool"] == "curl"]
+        self.assertEqual(curl["headers"]["authorization"], {"bearer_primary_key": True})
+
+    def test_missing_image(self):
+        result = self.run_script("invoke.sh", "/nonexistent.jpg", expect=1)
+        self.assertIn("image not found", result.stderr)
+
+
+class SampleRequest(unittest.TestCase):
+    def test_generator_writes_the_image_as_base64_json(self):
+        scratch = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, scratch)
+        output = scratch / "request.json"
+        result = subprocess.run(
+            [str(SCRIPTS / "make-sample-request.sh"), str(GLIOMA), str(output)],
+            capture_output=True, text=True, env=clean_environ(),
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout, "")
+        request = json.loads(output.read_text())
+        self.assertEqual(list(request), ["image"])
+        self.assertEqual(base64.b64decode(request["image"], validate=True), GLIOMA.read_bytes())
+
+    def test_generated_file_is_git_ignored_and_images_are_not_committed(self):
+        for path in ("azureml/sample-request.json", ".env", "tests/data/mri/Te-gl_0010.jpg"):
+            with self.subTest(path=path):
+                ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO)
+                self.assertEqual(ignored.returncode, 0, f"{path} is not git-ignored")
+        tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
+        self.assertNotIn("azureml/sample-request.json", tracked)
+        self.assertNotIn(".env", tracked)
+
+    def test_missing_image_without_fetch(self):
+        result = subprocess.run(
+            [str(SCRIPTS / "make-sample-request.sh"), "--no-fetch", "/nonexistent.jpg", "/dev/null"],
+            capture_output=True, text=True, env=clean_environ(),
+        )
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("image not found", result.stderr)
+
+
+class EnvExample(unittest.TestCase):
+    def setUp(self):
+        self.text = (REPO / ".env.example").read_text()
+        self.values = {}
+        for line in self.text.splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                key, _, value = line.partition("=")
+                self.values[key.strip()] = value.strip()
+
+    def test_documents_every_variable_the_scripts_read(self):
+        names = {name for names in REQUIRED.values() for name in names}
+        names |= {"IMAGE_NAME", "IMAGE_TAG", "AML_MODEL_NAME", "AML_MODEL_VERSION", "CONTAINERAPP_MIN_REPLICAS",
+                  "CONTAINERAPP_MAX_REPLICAS"}
+        self.assertLessEqual(names, set(self.values), "undocumented variables")
+
+    def test_placeholders_only(self):
+        self.assertEqual(self.values["AZURE_SUBSCRIPTION_ID"], "00000000-0000-0000-0000-000000000000")
+        for key, value in self.values.items():
+            with self.subTest(key=key):
+                self.assertFalse(any(word in key for word in ("KEY", "PASSWORD", "SECRET", "TOKEN")), key)
+                self.assertLess(len(value), 64)
+
+
+class NoSecretsCommitted(unittest.TestCase):
+    """The deployment files hold placeholders only: no real subscription or tenant ids, keys,
+    connection strings or passwords."""
+
+    GUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+    SECRETISH = re.compile(r"AccountKey=|SharedAccessSignature|password\s*[=:]\s*\S|BEGIN [A-Z ]*PRIVATE KEY", re.I)
+
+    def test_deployment_files(self):
+        files = [REPO / ".env.example", *sorted((REPO / "azureml").glob("*.yml")), REPO / "README.md"]
+        files += [SCRIPTS / name for name in SCRIPT_NAMES] + [SCRIPTS / "lib" / "azure.sh"]
+        for path in files:
+            text = path.read_text()
+            with self.subTest(file=str(path.relative_to(REPO))):
+                ids = {g for g in self.GUID.findall(text) if g != "00000000-0000-0000-0000-000000000000"}
+                self.assertEqual(ids, set(), "only the all-zero placeholder id may appear")
+                self.assertIsNone(self.SECRETISH.search(text))
+
+
+class Shellcheck(unittest.TestCase):
+    def test_zero_findings(self):
+        shellcheck = Path(sys.executable).parent / "shellcheck"
+        files = sorted(str(p.relative_to(REPO)) for p in SCRIPTS.glob("*.sh"))
+        files += sorted(str(p.relative_to(REPO)) for p in (SCRIPTS / "lib").glob("*.sh"))
+        files.append(".ci/run")
+        result = subprocess.run([str(shellcheck), "-x", *files], cwd=REPO, capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, f"shellcheck on {len(files)} files:\n{result.stdout}{result.stderr}")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The project's test command (README.md; .ci/run calls it). Fetches what the tests need, then
-# checks formatting and lints and runs every test against the real ONNX Runtime and model.
+# The project's test command (README.md; .ci/run calls it). Fetches what the tests need, then:
+#   cargo fmt --check, cargo clippy -D warnings, cargo test --release (unit and integration tests
+#   against the real ONNX Runtime, model and MRI images), scripts/check-azure.sh (the Azure YAML,
+#   scripts and routes, offline), scripts/container-test.sh (the image, built and run).
 set -euo pipefail
 
-if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  echo "Usage: scripts/test.sh   (setup, cargo fmt --check, cargo clippy -D warnings, cargo test --release)"
-  exit 0
-fi
+container=1
+for arg in "$@"; do
+  case "$arg" in
+    --skip-container) container=0 ;;
+    -h|--help)
+      echo "Usage: scripts/test.sh [--skip-container]   (--skip-container: on machines with neither Docker nor root for podman)"
+      exit 0 ;;
+    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -22,3 +30,9 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked --release
+echo "== Azure deployment checks"
+scripts/check-azure.sh
+if ((container)); then
+  echo "== container image"
+  scripts/container-test.sh
+fi

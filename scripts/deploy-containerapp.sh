@@ -106,7 +106,7 @@ properties:
           - name: SCORER_LOG_FORMAT
             value: json
           - name: SCORER_MAX_BATCH_SIZE
-            value: "8"
+            value: "4"
           - name: SCORER_MAX_BATCH_WAIT_MS
             value: "0"
           - name: SCORER_QUEUE_CAPACITY

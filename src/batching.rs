@@ -1,7 +1,8 @@
 //! Dynamic batching in front of the inference engine.
 //!
-//! One dedicated thread owns the engine (`Session::run` takes `&mut self`) and never touches the
-//! async executor. Requests hand it samples over a channel and wait on a `oneshot` each. The thread
+//! A dedicated thread owns each engine (`Session::run` takes `&mut self`) and never touches the
+//! async executor; usually there is one, but small models can run several sessions side by side.
+//! Requests hand samples to a shared queue and wait on a `oneshot` each. A free worker
 //! takes whatever is queued, up to `max_batch_size` samples, waiting at most `max_wait` for more
 //! (Triton's `max_queue_delay`; with the default of zero it never waits, and batches form by
 //! themselves while the previous run is busy). Samples whose caller has gone or whose deadline has
@@ -12,8 +13,8 @@
 //! as the request, so memory and waiting time stay bounded under any load.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
@@ -59,6 +60,9 @@ impl Drop for Admission {
     }
 }
 
+/// How long a worker waits without work before returning freed memory to the OS.
+const RELEASE_MEMORY_WHEN_IDLE: Duration = Duration::from_secs(1);
+
 struct Job {
     sample: Vec<f32>,
     enqueued: Instant,
@@ -73,13 +77,20 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Starts the worker thread that owns `engine`.
-    pub fn spawn(engine: impl InferenceEngine, config: BatchConfig, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    /// Starts one worker thread per engine. Each owns its engine and takes the next batch from
+    /// the shared queue when it is free.
+    pub fn spawn<E: InferenceEngine>(
+        engines: Vec<E>,
+        config: BatchConfig,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel();
-        let worker_metrics = Arc::clone(&metrics);
-        std::thread::Builder::new()
-            .name("inference".to_owned())
-            .spawn(move || Worker { engine, config, metrics: worker_metrics, input: Vec::new() }.run(receiver))?;
+        let receiver = Arc::new(Mutex::new(receiver));
+        for (index, engine) in engines.into_iter().enumerate() {
+            let worker = Worker { engine, config, metrics: Arc::clone(&metrics), input: Vec::new() };
+            let receiver = Arc::clone(&receiver);
+            std::thread::Builder::new().name(format!("inference-{index}")).spawn(move || worker.run(&receiver))?;
+        }
         Ok(Self { sender, permits: Arc::new(Semaphore::new(config.queue_capacity)), metrics })
     }
 
@@ -124,10 +135,31 @@ struct Worker<E> {
 }
 
 impl<E: InferenceEngine> Worker<E> {
-    fn run(mut self, receiver: Receiver<Job>) {
-        // Ends when every sender is gone: the server has shut down and the queue is drained.
-        while let Ok(first) = receiver.recv() {
-            let jobs = self.collect_batch(first, &receiver);
+    fn run(mut self, receiver: &Mutex<Receiver<Job>>) {
+        let mut worked_since_release = false;
+        loop {
+            // One worker collects a batch at a time; the others wait here until it has one.
+            // Nothing panics while the lock is held, so a poisoned lock is still consistent.
+            let jobs = {
+                let receiver = receiver.lock().unwrap_or_else(PoisonError::into_inner);
+                let first = match receiver.recv_timeout(RELEASE_MEMORY_WHEN_IDLE) {
+                    Ok(job) => Ok(job),
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Idle after work: give a burst's freed buffers back to the OS. Not
+                        // done per batch: memory returned there is faulted back in by the next
+                        // run (measured: +4.6 ms per VGG16 request at concurrency 1).
+                        if std::mem::take(&mut worked_since_release) {
+                            crate::memory::release_free_memory();
+                        }
+                        receiver.recv()
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                // Ends when every sender is gone: the server has shut down and the queue is drained.
+                let Ok(first) = first else { break };
+                self.collect_batch(first, &receiver)
+            };
+            worked_since_release = true;
             self.metrics.queue_depth.sub(jobs.len() as i64);
             let live = self.drop_abandoned(jobs);
             if !live.is_empty() {
@@ -181,12 +213,17 @@ impl<E: InferenceEngine> Worker<E> {
         for job in &jobs {
             self.metrics.queue_wait.observe((started - job.enqueued).as_secs_f64());
         }
-        self.input.clear();
-        for job in &jobs {
-            self.input.extend_from_slice(&job.sample);
-        }
+        // A batch of one runs on the sample as it is; larger ones are gathered into one buffer.
+        let input: &[f32] = if let [only] = jobs.as_slice() {
+            &only.sample
+        } else {
+            self.input.clear();
+            for job in &jobs {
+                self.input.extend_from_slice(&job.sample);
+            }
+            &self.input
+        };
         let engine = &mut self.engine;
-        let input = &self.input;
         // A panic inside the engine fails this batch only; the worker keeps serving.
         let outcome = catch_unwind(AssertUnwindSafe(|| engine.infer(input, n)))
             .unwrap_or_else(|_| Err(EngineError::Run("the inference engine panicked".to_owned())));
@@ -212,7 +249,7 @@ impl<E: InferenceEngine> Worker<E> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
     use super::*;
 
@@ -220,11 +257,22 @@ mod tests {
     struct EchoEngine {
         batches: Arc<Mutex<Vec<usize>>>,
         delay: Duration,
+        overlap: Arc<Overlap>,
+    }
+
+    /// Engines of one batcher running right now, and the most seen at once.
+    #[derive(Default)]
+    struct Overlap {
+        running: AtomicUsize,
+        most: AtomicUsize,
     }
 
     impl InferenceEngine for EchoEngine {
         fn infer(&mut self, input: &[f32], n: usize) -> Result<Vec<f32>, EngineError> {
+            let running = self.overlap.running.fetch_add(1, SeqCst) + 1;
+            self.overlap.most.fetch_max(running, SeqCst);
             std::thread::sleep(self.delay);
+            self.overlap.running.fetch_sub(1, SeqCst);
             self.batches.lock().unwrap().push(n);
             if input.first() == Some(&-1.0) {
                 panic!("poisoned sample");
@@ -239,9 +287,13 @@ mod tests {
 
     fn batcher(max_batch_size: usize, queue_capacity: usize, delay_ms: u64) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
         let batches = Arc::new(Mutex::new(Vec::new()));
-        let engine = EchoEngine { batches: Arc::clone(&batches), delay: Duration::from_millis(delay_ms) };
+        let engine = EchoEngine {
+            batches: Arc::clone(&batches),
+            delay: Duration::from_millis(delay_ms),
+            overlap: Arc::default(),
+        };
         let config = BatchConfig { max_batch_size, max_wait: Duration::ZERO, queue_capacity };
-        (Batcher::spawn(engine, config, Arc::new(Metrics::new())).unwrap(), batches)
+        (Batcher::spawn(vec![engine], config, Arc::new(Metrics::new())).unwrap(), batches)
     }
 
     fn far() -> Instant {
@@ -320,5 +372,35 @@ mod tests {
         assert!(matches!(result, Err(BatchError::Engine(_))), "{result:?}");
         let ok = batcher.run(&admission, vec![vec![3.0]], far()).await.unwrap();
         assert_eq!(ok[0].scores, [3.0]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn several_engines_share_the_queue_and_run_side_by_side() {
+        let (first, second) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+        let overlap = Arc::new(Overlap::default());
+        let engines = vec![
+            EchoEngine { batches: Arc::clone(&first), delay: Duration::from_millis(40), overlap: Arc::clone(&overlap) },
+            EchoEngine {
+                batches: Arc::clone(&second),
+                delay: Duration::from_millis(40),
+                overlap: Arc::clone(&overlap),
+            },
+        ];
+        let config = BatchConfig { max_batch_size: 1, max_wait: Duration::ZERO, queue_capacity: 16 };
+        let batcher = Arc::new(Batcher::spawn(engines, config, Arc::new(Metrics::new())).unwrap());
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let batcher = Arc::clone(&batcher);
+                tokio::spawn(async move {
+                    let admission = batcher.try_admit(1).unwrap();
+                    batcher.run(&admission, vec![vec![i as f32]], far()).await.unwrap()[0].scores[0]
+                })
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            assert_eq!(task.await.unwrap(), i as f32);
+        }
+        assert!(!first.lock().unwrap().is_empty() && !second.lock().unwrap().is_empty());
+        assert_eq!(overlap.most.load(SeqCst), 2, "the engines never ran at the same time");
     }
 }

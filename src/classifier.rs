@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ort::environment::Environment;
+use tokio::sync::Semaphore;
 
 use crate::batching::{BatchConfig, BatchError, Batcher};
 use crate::input::{Base64Error, EncodedImage};
@@ -14,24 +15,29 @@ use crate::model::discovery::ModelFiles;
 use crate::model::engine::{EngineError, InferenceEngine, OnnxModel, SessionOptions};
 use crate::model::postprocess::{Postprocessor, Prediction};
 use crate::model::preprocess::{ImageError, Preprocessor};
-use crate::model::spec::{BatchDim, ModelConfig, OutputKind, SpecError, SpecFile};
+use crate::model::spec::{BatchDim, ModelConfig, OutputKind};
+use crate::model::{self, OpenError, OpenedModel};
 
 #[derive(Debug, Clone, Copy)]
 pub struct ClassifierOptions {
     pub session: SessionOptions,
+    /// Sessions running side by side, each on its own thread with its own copy of the model.
+    pub sessions: usize,
     pub max_batch_size: usize,
     pub max_batch_wait: Duration,
     pub queue_capacity: usize,
     pub max_image_pixels: u64,
     pub max_images_per_request: usize,
+    /// Images decoded at once; more wait their turn (admission already bounds the queue).
+    pub preprocess_threads: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Open(#[from] OpenError),
     #[error(transparent)]
-    Spec(#[from] SpecError),
+    Engine(#[from] EngineError),
     #[error("the warm-up inference failed, so the model cannot serve: {0}")]
     WarmUp(EngineError),
     #[error("could not start the inference thread: {0}")]
@@ -68,6 +74,9 @@ pub struct Classification {
 pub struct Classifier {
     config: ModelConfig,
     preprocessor: Arc<Preprocessor>,
+    /// Bounds concurrent decoding: one thread per core is as fast as decoding gets, and every
+    /// further thread only adds memory (its own buffers and malloc arena) and contention.
+    preprocess_slots: Arc<Semaphore>,
     postprocessor: Postprocessor,
     batcher: Batcher,
     max_images_per_request: usize,
@@ -82,18 +91,8 @@ impl Classifier {
         options: &ClassifierOptions,
         metrics: Arc<Metrics>,
     ) -> Result<Self, LoadError> {
-        let started = Instant::now();
-        let model = OnnxModel::open(environment, &files.onnx, options.session)?;
-        let signature = model.signature();
-        let load_time = started.elapsed();
-
-        let fallback_name = files.onnx.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let spec = files.spec.as_ref().map(|(_, spec)| spec.clone()).unwrap_or_else(|| {
-            log::warn!("no model spec found; preprocessing and labels are derived from the ONNX graph alone");
-            SpecFile::default()
-        });
-        let mut config = spec.resolve(&signature, files.base_dir(), &fallback_name)?;
-        let mut engine = model.into_engine(&config);
+        let OpenedModel { mut config, mut engine, signature, load_time } =
+            model::open(environment, files, options.session)?;
 
         let warm_up_started = Instant::now();
         let sample = vec![0.0; config.input.sample_len()];
@@ -137,10 +136,21 @@ impl Classifier {
         let postprocessor = Postprocessor::new(config.labels.clone(), kind, config.top_k);
         let batch =
             BatchConfig { max_batch_size, max_wait: options.max_batch_wait, queue_capacity: options.queue_capacity };
-        let batcher = Batcher::spawn(engine, batch, metrics)?;
+        let mut engines = vec![engine];
+        for _ in 1..options.sessions.max(1) {
+            let mut extra = OnnxModel::open(environment, &files.onnx, options.session)?.into_engine(&config);
+            extra.infer(&sample, 1).map_err(LoadError::WarmUp)?;
+            engines.push(extra);
+        }
+        if engines.len() > 1 {
+            log::info!("{} ONNX Runtime sessions run side by side", engines.len());
+        }
+        crate::memory::release_free_memory();
+        let batcher = Batcher::spawn(engines, batch, metrics)?;
         Ok(Self {
             config,
             preprocessor,
+            preprocess_slots: Arc::new(Semaphore::new(options.preprocess_threads.max(1))),
             postprocessor,
             batcher,
             max_images_per_request: options.max_images_per_request,
@@ -179,10 +189,17 @@ impl Classifier {
     async fn preprocess_all(&self, images: Vec<EncodedImage>) -> Result<Vec<Vec<f32>>, ScoreError> {
         let tasks = images.into_iter().enumerate().map(|(index, image)| {
             let preprocessor = Arc::clone(&self.preprocessor);
-            tokio::task::spawn_blocking(move || {
-                let bytes = image.into_bytes().map_err(|source| ScoreError::Base64 { index, source })?;
-                preprocessor.preprocess(&bytes).map_err(|source| ScoreError::Image { index, source })
-            })
+            let slots = Arc::clone(&self.preprocess_slots);
+            async move {
+                // The semaphore is never closed, so acquiring cannot fail.
+                let slot = slots.acquire_owned().await.ok();
+                tokio::task::spawn_blocking(move || {
+                    let _slot = slot;
+                    let bytes = image.into_bytes().map_err(|source| ScoreError::Base64 { index, source })?;
+                    preprocessor.preprocess(&bytes).map_err(|source| ScoreError::Image { index, source })
+                })
+                .await
+            }
         });
         futures_util::future::join_all(tasks)
             .await

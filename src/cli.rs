@@ -23,6 +23,9 @@ pub enum Command {
     /// Probe the local server's readiness; exit 0 if ready, 1 if not. For container
     /// HEALTHCHECKs: needs no curl in the image.
     Healthcheck(HealthcheckArgs),
+    /// Measure the in-process inference ceiling and the preprocessing cost of one image, with
+    /// the server's settings; prints JSON. scripts/bench.sh compares the server against these.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]

@@ -6,11 +6,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod batching;
+pub mod bench;
 pub mod classifier;
 pub mod cli;
 pub mod healthcheck;
 pub mod http;
 pub mod input;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod settings;

@@ -32,6 +32,19 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Bench(args)) => {
+            telemetry::init_logging(settings.log_format);
+            match scorer::bench::run(&settings, &args) {
+                Ok(report) => {
+                    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("scorer bench: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::Serve) | None => serve(settings),
     }
 }

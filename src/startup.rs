@@ -119,11 +119,13 @@ fn spawn_model_loader(
 ) -> oneshot::Receiver<LoadError> {
     let options = ClassifierOptions {
         session: SessionOptions { intra_op_threads: settings.intra_op_threads },
+        sessions: settings.inference_sessions,
         max_batch_size: settings.max_batch_size,
         max_batch_wait: Duration::from_millis(settings.max_batch_wait_ms),
         queue_capacity: settings.queue_capacity,
         max_image_pixels: settings.max_image_pixels,
         max_images_per_request: settings.max_images_per_request,
+        preprocess_threads: settings.effective_preprocess_threads(),
     };
     let (failed, load_failed) = oneshot::channel();
     let spawned = std::thread::Builder::new().name("model-loader".to_owned()).spawn(move || {

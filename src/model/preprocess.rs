@@ -50,8 +50,8 @@ impl Preprocessor {
     }
 
     /// Decodes, resizes and normalises one image into `out`, which holds one sample.
-    pub fn preprocess_into(&self, encoded: &[u8], out: &mut [f32]) -> Result<(), ImageError> {
-        debug_assert_eq!(out.len(), self.sample_len());
+    /// Decodes, resizes and normalises one image into one sample.
+    pub fn preprocess(&self, encoded: &[u8]) -> Result<Vec<f32>, ImageError> {
         let image = self.decode(encoded)?;
         let size = (image.width(), image.height());
         let (pixels, pixel_type) = match self.input.color {
@@ -59,14 +59,7 @@ impl Preprocessor {
             ColorMode::Grayscale => (to_pillow_luma(image), PixelType::U8),
         };
         let resized = self.resize(pixels, size, pixel_type)?;
-        self.normalise(&resized, out);
-        Ok(())
-    }
-
-    pub fn preprocess(&self, encoded: &[u8]) -> Result<Vec<f32>, ImageError> {
-        let mut sample = vec![0.0; self.sample_len()];
-        self.preprocess_into(encoded, &mut sample)?;
-        Ok(sample)
+        Ok(self.normalise(&resized))
     }
 
     /// Decodes with the pixel limit checked from the header, before any pixel buffer exists,
@@ -134,7 +127,9 @@ impl Preprocessor {
         pass(horizontal, (width, source.1), (width, height))
     }
 
-    fn normalise(&self, pixels: &[u8], out: &mut [f32]) {
+    /// Maps 8-bit pixels through the per-channel lookup tables, in the model's layout. Built by
+    /// collecting, so the sample is written once instead of zeroed and then written.
+    fn normalise(&self, pixels: &[u8]) -> Vec<f32> {
         let channels = self.input.channels();
         // Output channel c reads source component `order[c]`.
         let order: &[usize] = match self.input.color {
@@ -142,14 +137,13 @@ impl Preprocessor {
             ColorMode::Bgr => &[2, 1, 0],
             ColorMode::Grayscale => &[0],
         };
-        let plane = pixels.len() / channels;
-        for (i, pixel) in pixels.chunks_exact(channels).enumerate() {
-            for (c, &component) in order.iter().enumerate() {
-                let value = self.lookup[c][usize::from(pixel[component])];
-                match self.input.layout {
-                    Layout::Nhwc => out[i * channels + c] = value,
-                    Layout::Nchw => out[c * plane + i] = value,
-                }
+        let value = |pixel: &[u8], c: usize| self.lookup[c][usize::from(pixel[order[c]])];
+        match self.input.layout {
+            Layout::Nhwc => {
+                pixels.chunks_exact(channels).flat_map(|pixel| (0..channels).map(move |c| value(pixel, c))).collect()
+            }
+            Layout::Nchw => {
+                (0..channels).flat_map(|c| pixels.chunks_exact(channels).map(move |pixel| value(pixel, c))).collect()
             }
         }
     }

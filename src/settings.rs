@@ -51,6 +51,30 @@ pub struct Settings {
     pub shutdown_drain_ms: u64,
     /// After the drain, how long in-flight requests get to finish before the process exits.
     pub shutdown_timeout_secs: u64,
+    /// Key that clients must send as `Authorization: Bearer <key>`; unset means no key is
+    /// required (Azure ML endpoints authenticate callers themselves).
+    pub api_key: Option<Secret>,
+    /// File holding the key instead (a mounted secret); one of the two at most.
+    pub api_key_file: Option<PathBuf>,
+    /// Origins allowed to call from a browser (CORS); empty means CORS stays off.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// A string that never appears in logs or debug output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -81,6 +105,9 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             shutdown_drain_ms: 0,
             shutdown_timeout_secs: 25,
+            api_key: None,
+            api_key_file: None,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -101,6 +128,8 @@ pub enum SettingsError {
     Invalid(#[from] config::ConfigError),
     #[error("invalid setting `{name}`: {reason}")]
     OutOfRange { name: &'static str, reason: &'static str },
+    #[error("cannot read the API key file {path}: {reason}")]
+    KeyFile { path: PathBuf, reason: String },
 }
 
 impl Settings {
@@ -116,7 +145,11 @@ impl Settings {
     ) -> Result<Self, SettingsError> {
         let env: config::Map<String, String> =
             env.into_iter().filter(|(key, _)| key.starts_with(&format!("{ENV_PREFIX}_"))).collect();
-        let environment = Environment::with_prefix(ENV_PREFIX).try_parsing(true).source(Some(env.clone()));
+        let environment = Environment::with_prefix(ENV_PREFIX)
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("cors_allowed_origins")
+            .source(Some(env.clone()));
 
         // The config file may itself be named by a flag or by SCORER_CONFIG_FILE.
         let config_file = overrides.config_file.clone().or_else(|| env.get("SCORER_CONFIG_FILE").map(PathBuf::from));
@@ -159,6 +192,15 @@ impl Settings {
                 return Err(SettingsError::OutOfRange { name, reason: "must be at least 1" });
             }
         }
+        if self.api_key.is_some() && self.api_key_file.is_some() {
+            return Err(SettingsError::OutOfRange {
+                name: "api_key",
+                reason: "give api_key or api_key_file, not both",
+            });
+        }
+        if self.api_key.as_ref().is_some_and(|key| key.expose().trim().is_empty()) {
+            return Err(SettingsError::OutOfRange { name: "api_key", reason: "must not be empty" });
+        }
         if self.max_images_per_request > self.queue_capacity {
             return Err(SettingsError::OutOfRange {
                 name: "max_images_per_request",
@@ -166,6 +208,18 @@ impl Settings {
             });
         }
         Ok(())
+    }
+
+    /// The API key to require, from `api_key` or read from `api_key_file`.
+    pub fn resolved_api_key(&self) -> Result<Option<Secret>, SettingsError> {
+        let Some(path) = &self.api_key_file else { return Ok(self.api_key.clone()) };
+        let key_error = |reason: String| SettingsError::KeyFile { path: path.clone(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| key_error(e.to_string()))?;
+        let key = text.trim();
+        if key.is_empty() {
+            return Err(key_error("the file is empty".to_owned()));
+        }
+        Ok(Some(Secret(key.to_owned())))
     }
 
     /// The model folder: the setting, else `AZUREML_MODEL_DIR`, else `./model`.
@@ -268,5 +322,30 @@ mod tests {
         assert_eq!(settings.resolved_model_dir(Some("/azml")), PathBuf::from("/azml"));
         settings.model_dir = Some(PathBuf::from("/mine"));
         assert_eq!(settings.resolved_model_dir(Some("/azml")), PathBuf::from("/mine"));
+    }
+
+    #[test]
+    fn the_api_key_comes_from_a_variable_or_a_file_and_never_shows() {
+        let settings = Settings::load_from(&Overrides::default(), env(&[("SCORER_API_KEY", "k-123")])).unwrap();
+        assert_eq!(settings.resolved_api_key().unwrap().unwrap().expose(), "k-123");
+        assert!(!format!("{settings:?}").contains("k-123"));
+
+        let file = std::env::temp_dir().join(format!("scorer-key-{}", std::process::id()));
+        std::fs::write(&file, "from-file\n").unwrap();
+        let vars = env(&[("SCORER_API_KEY_FILE", file.to_str().unwrap())]);
+        let settings = Settings::load_from(&Overrides::default(), vars).unwrap();
+        assert_eq!(settings.resolved_api_key().unwrap().unwrap().expose(), "from-file");
+        std::fs::remove_file(&file).unwrap();
+        assert!(matches!(settings.resolved_api_key(), Err(SettingsError::KeyFile { .. })));
+
+        let both = env(&[("SCORER_API_KEY", "a"), ("SCORER_API_KEY_FILE", "/x")]);
+        assert!(Settings::load_from(&Overrides::default(), both).is_err());
+    }
+
+    #[test]
+    fn cors_origins_are_a_comma_separated_list() {
+        let vars = env(&[("SCORER_CORS_ALLOWED_ORIGINS", "https://a.example,https://b.example")]);
+        let settings = Settings::load_from(&Overrides::default(), vars).unwrap();
+        assert_eq!(settings.cors_allowed_origins, ["https://a.example", "https://b.example"]);
     }
 }

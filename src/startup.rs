@@ -16,12 +16,13 @@ use ort::environment::Environment;
 use tokio::sync::oneshot;
 
 use crate::classifier::{Classifier, ClassifierOptions, LoadError};
+use crate::http::auth::ApiKey;
 use crate::http::{self, RequestLimits};
 use crate::metrics::Metrics;
 use crate::model::discovery::{self, DiscoveryError, ModelFiles};
 use crate::model::engine::SessionOptions;
 use crate::model::runtime::{self, RuntimeError};
-use crate::settings::Settings;
+use crate::settings::{Settings, SettingsError};
 use crate::state::ServerState;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,8 @@ pub enum StartupError {
     Bind { address: String, source: std::io::Error },
     #[error("the HTTP server failed: {0}")]
     Server(#[source] std::io::Error),
+    #[error(transparent)]
+    Settings(SettingsError),
 }
 
 pub struct Application {
@@ -67,14 +70,25 @@ impl Application {
             max_body_bytes: settings.max_body_bytes,
             request_timeout: Duration::from_millis(settings.request_timeout_ms),
         });
+        let api_key = settings.resolved_api_key().map_err(StartupError::Settings)?;
+        if api_key.is_some() {
+            log::info!("requests other than the probes need the API key (Authorization: Bearer)");
+        }
+        let api_key = web::Data::new(api_key.map(|key| ApiKey::new(key.expose())));
+        let cors_allowed_origins = settings.cors_allowed_origins.clone();
+        if !cors_allowed_origins.is_empty() {
+            log::info!("CORS allows {}", cors_allowed_origins.join(", "));
+        }
         let app_state = state.clone();
-        let server = HttpServer::new(move || http::app(app_state.clone(), limits.clone()))
-            .workers(settings.effective_http_workers())
-            .shutdown_timeout(settings.shutdown_timeout_secs)
-            .disable_signals()
-            .listen(listener)
-            .map_err(StartupError::Server)?
-            .run();
+        let server = HttpServer::new(move || {
+            http::app(app_state.clone(), limits.clone(), api_key.clone(), cors_allowed_origins.clone())
+        })
+        .workers(settings.effective_http_workers())
+        .shutdown_timeout(settings.shutdown_timeout_secs)
+        .disable_signals()
+        .listen(listener)
+        .map_err(StartupError::Server)?
+        .run();
         log::info!("listening on http://{}:{port}", settings.host);
         Ok(Self { port, server, state, settings, environment, files })
     }

@@ -48,6 +48,8 @@ pub enum ApiError {
     InvalidMultipart(String),
     #[error("{0}")]
     RequestIdTooLong(&'static str),
+    #[error("missing or wrong API key: send Authorization: Bearer <key>")]
+    Unauthorized,
     #[error("no route for this path")]
     NotFound,
     #[error("method not allowed")]
@@ -70,6 +72,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::InvalidMultipart(_) => (StatusCode::BAD_REQUEST, "invalid_multipart"),
             ApiError::RequestIdTooLong(_) => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request_id_too_long"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Score(S::NoImages) => (StatusCode::BAD_REQUEST, "no_image"),
@@ -125,6 +128,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         response.json(ErrorBody { message: self.public_message(), code })
     }

@@ -1,28 +1,33 @@
 //! The HTTP layer: maps requests to the classifier and results to responses. Nothing below
 //! this module knows about actix.
 
+pub mod auth;
 pub mod error;
 mod health;
 mod metrics;
 mod observe;
 pub mod openapi;
-mod payload;
+pub mod payload;
 pub mod request_id;
 mod score;
 
-use actix_web::http::Method;
-use actix_web::middleware::from_fn;
+use actix_cors::Cors;
+use actix_web::http::{Method, header};
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, web};
+use auth::ApiKey;
 
 pub use score::{EXEC_TIME_HEADER, RequestLimits};
 
 use crate::state::ServerState;
 
-/// The application: routes, shared state and middleware. `state` and `limits` are created
-/// once, outside the per-worker factory.
+/// The application: routes, shared state and middleware. The shared data is created once,
+/// outside the per-worker factory.
 pub fn app(
     state: web::Data<ServerState>,
     limits: web::Data<RequestLimits>,
+    api_key: web::Data<Option<ApiKey>>,
+    cors_allowed_origins: Vec<String>,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -35,6 +40,7 @@ pub fn app(
     App::new()
         .app_data(state)
         .app_data(limits)
+        .app_data(api_key)
         .route("/", web::get().to(health::root))
         .route("/health", web::get().to(health::liveness))
         .route("/ready", web::get().to(health::readiness))
@@ -47,6 +53,28 @@ pub fn app(
                 .default_service(web::to(score::method_not_allowed)),
         )
         .default_service(web::to(score::not_found))
+        .wrap(from_fn(auth::require_api_key))
+        .wrap(Condition::new(!cors_allowed_origins.is_empty(), cors(&cors_allowed_origins)))
         .wrap(from_fn(request_id::request_ids))
         .wrap(from_fn(observe::observe))
+}
+
+/// Browsers on the allowed origins may call the API (CORS is off when there are none).
+fn cors(allowed_origins: &[String]) -> Cors {
+    let cors = Cors::default()
+        .allowed_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static(request_id::REQUEST_ID),
+            header::HeaderName::from_static(request_id::CLIENT_REQUEST_ID),
+        ])
+        .expose_headers([
+            header::HeaderName::from_static(request_id::REQUEST_ID),
+            header::HeaderName::from_static(request_id::LEGACY_REQUEST_ID),
+            header::HeaderName::from_static(request_id::CLIENT_REQUEST_ID),
+            header::HeaderName::from_static(EXEC_TIME_HEADER),
+        ])
+        .max_age(3600);
+    allowed_origins.iter().fold(cors, |cors, origin| cors.allowed_origin(origin))
 }

@@ -1,0 +1,109 @@
+//! Locked-down defaults: the optional API key, CORS only when asked for, no internals in errors.
+
+use serde_json::Value;
+
+use crate::helpers::{Launch, TempDir, TestApp, mri};
+
+const KEY: &str = "test-key-0123456789";
+
+#[tokio::test]
+async fn an_api_key_guards_everything_but_the_probes() {
+    let app = Launch::new().env("SCORER_API_KEY", KEY).spawn().await;
+    for open in ["/", "/health", "/ready"] {
+        assert_eq!(app.get(open).await.status(), 200, "{open} stays open for the platform's probes");
+    }
+    let without = app.classify_response(mri("Te-gl_0010.jpg")).await;
+    assert_eq!(without.status(), 401);
+    assert_eq!(without.headers()["www-authenticate"], "Bearer");
+    assert_eq!(without.json::<Value>().await.unwrap()["code"], "unauthorized");
+
+    for wrong in ["Bearer nope", "Bearer test-key-012345678", "Basic dGVzdA==", KEY] {
+        let response = app
+            .score_request()
+            .header("authorization", wrong)
+            .header("content-type", "image/jpeg")
+            .body(mri("Te-gl_0010.jpg"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{wrong}");
+    }
+    assert_eq!(app.get("/metrics").await.status(), 401, "metrics need the key too");
+
+    let right = app
+        .score_request()
+        .bearer_auth(KEY)
+        .header("content-type", "image/jpeg")
+        .body(mri("Te-gl_0010.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    assert!(!app.logs().contains(KEY), "the key must never be logged");
+}
+
+#[tokio::test]
+async fn the_api_key_can_come_from_a_mounted_file() {
+    let dir = TempDir::new("key");
+    let file = dir.path().join("api-key");
+    std::fs::write(&file, format!("{KEY}\n")).unwrap();
+    let app = Launch::new().env("SCORER_API_KEY_FILE", file.display()).spawn().await;
+    assert_eq!(app.classify_response(mri("Te-gl_0010.jpg")).await.status(), 401);
+    let right = app.client.get(app.url("/metrics")).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(right.status(), 200);
+}
+
+#[tokio::test]
+async fn cors_is_off_unless_origins_are_configured() {
+    let preflight = |app: &TestApp, origin: &str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/score"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let closed = TestApp::spawn().await;
+    let response = preflight(&closed, "https://app.example").await.unwrap();
+    assert!(!response.headers().contains_key("access-control-allow-origin"));
+    let response = closed.client.get(closed.url("/health")).header("origin", "https://app.example").send().await;
+    assert!(!response.unwrap().headers().contains_key("access-control-allow-origin"));
+
+    let open =
+        Launch::new().env("SCORER_CORS_ALLOWED_ORIGINS", "https://app.example,https://other.example").spawn().await;
+    let allowed = preflight(&open, "https://app.example").await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example");
+    let refused = preflight(&open, "https://evil.example").await.unwrap();
+    assert!(!refused.headers().contains_key("access-control-allow-origin"));
+    let scored = open
+        .score_request()
+        .header("origin", "https://other.example")
+        .header("content-type", "image/jpeg")
+        .body(mri("Te-gl_0010.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scored.status(), 200);
+    assert_eq!(scored.headers()["access-control-allow-origin"], "https://other.example");
+}
+
+#[tokio::test]
+async fn error_bodies_carry_no_paths_or_internals() {
+    let app = TestApp::spawn().await;
+    let jpeg = mri("Te-gl_0010.jpg");
+    let bodies = [
+        app.score_raw("image/jpeg", jpeg[..jpeg.len() / 2].to_vec()).await,
+        app.score_raw("image/png", b"\x89PNG\r\n\x1a\n garbage".to_vec()).await,
+        app.score_raw("application/json", b"{\"image\": 1}".to_vec()).await,
+        app.score_raw("multipart/form-data; boundary=x", b"--x\r\nbroken".to_vec()).await,
+        app.get("/does/not/exist").await,
+    ];
+    for response in bodies {
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        for leak in ["/work", "/home", "/root", "src/", ".rs", "panicked", "backtrace", "Error {"] {
+            assert!(!text.contains(leak), "{status} body leaks `{leak}`: {text}");
+        }
+    }
+}

@@ -77,6 +77,10 @@ pub struct Classifier {
     /// Bounds concurrent decoding: one thread per core is as fast as decoding gets, and every
     /// further thread only adds memory (its own buffers and malloc arena) and contention.
     preprocess_slots: Arc<Semaphore>,
+    /// Bounds the decoded samples held in memory (each is the model's whole input for one image,
+    /// 0.7 MB for VGG16): images are decoded only when a slot is free and keep it until
+    /// inference has answered. Admitted requests beyond that wait as their encoded bytes.
+    sample_slots: Arc<Semaphore>,
     postprocessor: Postprocessor,
     batcher: Batcher,
     max_images_per_request: usize,
@@ -151,6 +155,7 @@ impl Classifier {
             config,
             preprocessor,
             preprocess_slots: Arc::new(Semaphore::new(options.preprocess_threads.max(1))),
+            sample_slots: Arc::new(Semaphore::new(sample_slots(options, max_batch_size))),
             postprocessor,
             batcher,
             max_images_per_request: options.max_images_per_request,
@@ -172,9 +177,14 @@ impl Classifier {
             return Err(ScoreError::TooManyImages { count, max: self.max_images_per_request });
         }
         let admission = self.batcher.try_admit(count).ok_or(ScoreError::Overloaded)?;
-        let samples = tokio::time::timeout_at(deadline.into(), self.preprocess_all(images))
-            .await
-            .map_err(|_| ScoreError::Timeout)??;
+        let samples = tokio::time::timeout_at(deadline.into(), async {
+            // Held until inference has answered; the semaphore is never closed.
+            let slots = Arc::clone(&self.sample_slots).acquire_many_owned(count as u32).await.ok();
+            Ok::<_, ScoreError>((slots, self.preprocess_all(images).await?))
+        })
+        .await
+        .map_err(|_| ScoreError::Timeout)??;
+        let (_sample_slots, samples) = samples;
         let scored = self.batcher.run(&admission, samples, deadline).await.map_err(|error| match error {
             BatchError::Expired => ScoreError::Timeout,
             other => ScoreError::Inference(other),
@@ -220,6 +230,13 @@ impl Classifier {
             })
             .collect()
     }
+}
+
+/// Enough decoded samples for two full batches per session (one running, one ready) plus one
+/// being decoded per preprocessing thread; never fewer than one request's worth of images.
+fn sample_slots(options: &ClassifierOptions, max_batch_size: usize) -> usize {
+    let pipeline = 2 * max_batch_size * options.sessions.max(1) + options.preprocess_threads.max(1);
+    pipeline.max(options.max_images_per_request)
 }
 
 fn format_shape(shape: &[Option<i64>]) -> String {

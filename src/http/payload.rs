@@ -89,7 +89,7 @@ pub async fn extract_images(headers: &HeaderMap, body: Bytes) -> Result<Vec<Enco
     }
 }
 
-fn parse_json(body: &[u8]) -> Result<Vec<EncodedImage>, ApiError> {
+pub fn parse_json(body: &[u8]) -> Result<Vec<EncodedImage>, ApiError> {
     let request: ScoreRequest = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     match (request.image, request.images) {
         (Some(image), None) => Ok(vec![EncodedImage::Base64(image)]),

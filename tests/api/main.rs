@@ -11,3 +11,5 @@ mod errors;
 mod forms;
 mod lifecycle;
 mod models;
+mod resilience;
+mod security;

@@ -1,0 +1,132 @@
+//! Overload, shutdown under load, slow and huge bodies: the server stays up, answers fast, loses
+//! no request it accepted, and its memory stays bounded.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{Launch, TestApp, mri};
+
+fn rss_mb(app: &TestApp) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).unwrap();
+    let kb: f64 =
+        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb / 1024.0
+}
+
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().parse().unwrap())).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_times_the_sustainable_load_gets_fast_503s_and_the_admitted_requests_complete() {
+    let app = Launch::new().env("SCORER_QUEUE_CAPACITY", 8).env("SCORER_MAX_IMAGES_PER_REQUEST", 8).spawn().await;
+    let before = rss_mb(&app);
+    // About 10 images/s are sustainable; 100 arrive at once.
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let request = app.score_request().header("content-type", "image/jpeg").body(mri("Te-gl_0011.jpg"));
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+                let body: Value = response.json().await.unwrap();
+                (status, retry_after, body, started.elapsed())
+            })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for task in tasks {
+        let (status, retry_after, body, took) = task.await.unwrap();
+        match status {
+            200 => {
+                ok += 1;
+                assert_eq!(body["predictions"][0]["label"], "glioma");
+            }
+            503 => {
+                refused += 1;
+                assert_eq!(body["code"], "overloaded");
+                assert_eq!(retry_after.as_deref(), Some("1"));
+                assert!(took < Duration::from_secs(2), "a refusal took {took:?}");
+            }
+            other => panic!("unexpected status {other}: {body}"),
+        }
+    }
+    assert!(ok >= 8 && refused >= 50, "{ok} answered, {refused} refused");
+    assert!(rss_mb(&app) - before < 150.0, "RSS grew from {before:.0} to {:.0} MB", rss_mb(&app));
+    assert_eq!(metric(&app, "scorer_images_in_flight").await, 0.0);
+    assert_eq!(app.classify(mri("Te-pi_0014.jpg")).await["predictions"][0]["label"], "pituitary");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_with_64_requests_in_flight_answers_every_one_and_exits_zero() {
+    let mut app = Launch::new().env("SCORER_SHUTDOWN_DRAIN_MS", 1000).spawn().await;
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let request = app.score_request().header("content-type", "image/jpeg").body(mri("Te-me_0019.jpg"));
+            tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    // Wait until all 64 are admitted.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&app, "scorer_images_in_flight").await < 64.0 {
+        assert!(Instant::now() < deadline, "the 64 requests were never all in flight");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let signalled = Instant::now();
+    app.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(app.get("/ready").await.status(), 503, "readiness turns 503 at once");
+
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200, "an accepted request was lost");
+    }
+    let status = app.wait_exit(Duration::from_secs(60)).await;
+    assert_eq!(status.code(), Some(0));
+    // The drain (1 s) plus the grace period (25 s) bounds the exit.
+    assert!(signalled.elapsed() < Duration::from_secs(27), "exit took {:?}", signalled.elapsed());
+}
+
+#[tokio::test]
+async fn a_slow_body_is_cut_off_at_the_request_timeout() {
+    let app = Launch::new().env("SCORER_REQUEST_TIMEOUT_MS", 1000).spawn().await;
+    let port = app.port;
+    let (status_line, body, took) = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let started = Instant::now();
+        write!(stream, "POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n")
+            .unwrap();
+        stream.write_all(&[0xFF, 0xD8, 0xFF]).unwrap();
+        // ... and then nothing more: a slow-loris client.
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status_line = text.lines().next().unwrap_or_default().to_owned();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+        (status_line, body, started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(status_line.contains("408"), "{status_line}");
+    assert!(body.contains("\"code\":\"body_timeout\""), "{body}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(app.classify(mri("Te-no_0021.jpg")).await["predictions"][0]["label"], "notumor");
+}
+
+#[tokio::test]
+async fn a_100_mb_body_is_refused_without_being_read_and_memory_stays_bounded() {
+    let app = TestApp::spawn().await;
+    let before = rss_mb(&app);
+    let huge = vec![0u8; 100 * 1024 * 1024];
+    let started = Instant::now();
+    let response = app.score_raw("image/jpeg", huge).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "body_too_large");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(rss_mb(&app) - before < 50.0, "RSS grew from {before:.0} to {:.0} MB", rss_mb(&app));
+    assert_eq!(app.classify(mri("Te-no_0022.jpg")).await["predictions"][0]["label"], "notumor");
+}

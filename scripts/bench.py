@@ -166,12 +166,12 @@ class Server:
         return rss
 
 
-def start_rust(model: dict, extra_env: dict | None = None) -> Server:
+def start_rust(model: dict, kind: str, extra_env: dict | None = None) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCORER_")}
     env.update(extra_env or {})
     command = [str(SCORER), "--host", "127.0.0.1", "--port", str(port), "--model-dir", str(model["dir"])]
-    return Server("rust", command, env, port, lambda s: http("GET", s.url("/ready"), timeout=1) == 200)
+    return Server(kind, command, env, port, lambda s: http("GET", s.url("/ready"), timeout=1) == 200)
 
 
 def start_python(model: dict, workers: int, json_body: bytes) -> Server:
@@ -241,21 +241,23 @@ def bench_model(model: dict, work: Path, seconds: int) -> dict:
     for kind, env in model["rust"].items():
         report = ceiling(model, env)
         result["ceilings"][kind] = report["ceiling"]
+        result.setdefault("ceiling_rss_mb", {})[kind] = report.get("peak_rss_mb")
         result.setdefault("preprocess", report["preprocess"])
         for c in report["ceiling"]:
             print(f"    {kind:12} ceiling batch {c['batch_size']}: {c['images_per_second']:.1f} images/s "
                   f"(p50 {c['run']['p50_ms']:.1f} ms per run)")
+        print(f"    {kind:12} ceiling process peak RSS: {report.get('peak_rss_mb') or 0:.0f} MB")
     print(f"    preprocessing: p50 {result['preprocess']['p50_ms']:.2f} ms per image")
 
     for kind, env in model["rust"].items():
-        wanted = payloads if kind == "rust" else {"raw": payloads["raw"]}
-        result["servers"][kind] = run_server(start_rust(model, env), wanted, seconds)
+        result["servers"][kind] = run_server(start_rust(model, kind, env), payloads, seconds)
     for workers in (1, 2):
         server = start_python(model, workers, json_body)
         result["servers"][f"python-{workers}w"] = run_server(server, {"json": payloads["json"]}, seconds)
 
     if model["name"] == "vgg16":
-        server = start_rust(model, {"SCORER_QUEUE_CAPACITY": "16", "SCORER_MAX_IMAGES_PER_REQUEST": "16"})
+        overload_env = {"SCORER_QUEUE_CAPACITY": "16", "SCORER_MAX_IMAGES_PER_REQUEST": "16"}
+        server = start_rust(model, "rust-overload", overload_env)
         overload = load(server, IMAGE, "image/jpeg", 160, seconds)
         server.stop()
         print(f"    overload c=160, queue 16: {overload['codes']}, slowest {overload['slowest']:.0f} ms")
@@ -301,6 +303,9 @@ def report(results: dict, seconds: int) -> str:
                            ("start → ready (rust) / first score (python), s", "startup_s")]:
             rows.append([label, *(f"{p[key]:.2f}" if key == "startup_s" else f"{p[key]:.0f}" for p in servers.values()),
                          f"{rust[key] / py1[key]:.2f}", f"{rust[key] / py2[key]:.2f}"])
+        floor = r.get("ceiling_rss_mb", {})
+        rows.append(["in-process ceiling's peak RSS, MB (ONNX Runtime alone)",
+                     *(f"{floor[kind]:.0f}" if floor.get(kind) else "-" for kind in servers), "", ""])
         out.append("\n" + table(rows))
         c1 = rust["raw"][0]["p50"]
         budget = one["run"]["p50_ms"] + r["preprocess"]["p50_ms"] + 2
@@ -316,6 +321,71 @@ def report(results: dict, seconds: int) -> str:
                        f"other errors {o['errors'] - sum(v for k, v in o['codes'].items() if k != 200)}, "
                        f"slowest answer {o['slowest']:.0f} ms.")
     return "\n".join(out)
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def rust_kinds(servers: dict) -> list[str]:
+    return [kind for kind in servers if kind.startswith("rust")]
+
+
+def targets(results: dict) -> str:
+    """The issue's targets, each with what this run measured and whether it holds."""
+    rows = [["target", "measured", "bound", "verdict"]]
+    at = {c: i for i, c in enumerate(CONCURRENCY)}
+    if "vgg16" in results:
+        r = results["vgg16"]
+        servers, rust = r["servers"], r["servers"]["rust"]
+        best_ceiling = max(c["images_per_second"] for cs in r["ceilings"].values() for c in cs)
+        worst = min((p["rps"], payload, p["concurrency"]) for payload in ("raw", "json")
+                    for p in rust[payload] if p["concurrency"] >= 4)
+        rows.append(["VGG16, c ≥ 4: throughput ÷ best ceiling",
+                     f"{worst[0] / best_ceiling:.2f} (lowest: {worst[1]} c={worst[2]}, {worst[0]:.1f} ÷ {best_ceiling:.1f})",
+                     "≥ 0.97", verdict(worst[0] / best_ceiling >= 0.97)])
+        one = next(c for c in r["ceilings"]["rust"] if c["batch_size"] == 1)
+        budget = one["run"]["p50_ms"] + r["preprocess"]["p50_ms"] + 2
+        c1 = rust["raw"][at[1]]["p50"]
+        python_c1 = min(servers[p]["json"][at[1]]["p50"] for p in ("python-1w", "python-2w"))
+        rust_c1_json = rust["json"][at[1]]["p50"]
+        rows.append(["VGG16, c = 1: p50 (raw) ≤ ceiling p50 + preprocessing + 2 ms",
+                     f"{c1:.1f} ms", f"≤ {budget:.1f} ms", verdict(c1 <= budget)])
+        rows.append(["VGG16, c = 1: p50 (JSON) below Python's best",
+                     f"{rust_c1_json:.1f} ms", f"< {python_c1:.1f} ms", verdict(rust_c1_json < python_c1)])
+    if "squeezenet" in results:
+        servers = results["squeezenet"]["servers"]
+        python_best = max(servers[p]["json"][at[16]]["rps"] for p in ("python-1w", "python-2w"))
+        for payload in ("json", "raw"):
+            rps, kind = max((servers[k][payload][at[16]]["rps"], k) for k in rust_kinds(servers))
+            rows.append([f"cheap model, c = 16: best Rust ({payload}) ÷ best Python (JSON)",
+                         f"{rps / python_best:.2f} ({kind} {rps:.1f} ÷ {python_best:.1f} req/s)",
+                         "≥ 1.4", verdict(rps / python_best >= 1.4)])
+    for name, r in results.items():
+        servers = r["servers"]
+        for kind in rust_kinds(servers):
+            for python, bound in (("python-1w", 0.5), ("python-2w", 0.25)):
+                ratio = servers[kind]["rss_mb"] / servers[python]["rss_mb"]
+                rows.append([f"{name}: peak RSS, {kind} ÷ {python}",
+                             f"{ratio:.2f} ({servers[kind]['rss_mb']:.0f} ÷ {servers[python]['rss_mb']:.0f} MB)",
+                             f"≤ {bound}", verdict(ratio <= bound)])
+        rust_start = max(servers[k]["startup_s"] for k in rust_kinds(servers))
+        python_start = min(servers[p]["startup_s"] for p in ("python-1w", "python-2w"))
+        rows.append([f"{name}: start → ready ≤ Python's start → first score",
+                     f"{rust_start:.2f} s (slowest Rust)", f"≤ {python_start:.2f} s (fastest Python)",
+                     verdict(rust_start <= python_start)])
+        errors = sum(servers[k][payload][at[64]]["errors"] for k in rust_kinds(servers) for payload in ("raw", "json"))
+        rows.append([f"{name}: errors at c = 64 (every Rust configuration, raw and JSON)", str(errors), "0",
+                     verdict(errors == 0)])
+        if "overload" in r:
+            o = r["overload"]
+            codes = {int(k): v for k, v in o["codes"].items()}  # JSON turns the keys into strings
+            other = {k: v for k, v in codes.items() if k not in (200, 503)}
+            failures = o["errors"] - sum(v for k, v in codes.items() if k != 200)
+            rows.append([f"{name}: overload (160 concurrent, queue 16) answers 200 or 503 only",
+                         f"{codes}, other failures {failures}", "no other status, no failure",
+                         verdict(not other and failures == 0)])
+    return table(rows)
 
 
 def machine() -> str:
@@ -344,6 +414,8 @@ def main() -> None:
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps(results, indent=2))
     print(report(results, args.seconds))
+    print("\n### Targets\n")
+    print(targets(results))
     print(f"\nRaw results: {raw.relative_to(ROOT)}")
 
 

@@ -36,6 +36,9 @@ pub struct BenchReport {
     pub inference_sessions: usize,
     pub ceiling: Vec<Ceiling>,
     pub preprocess: Timing,
+    /// This process's peak resident memory (VmHWM) after loading and running every batch size:
+    /// what ONNX Runtime itself needs for the model, the floor under the server's figure.
+    pub peak_rss_mb: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -141,5 +144,14 @@ pub fn run(settings: &Settings, args: &BenchArgs) -> Result<BenchReport, Box<dyn
         inference_sessions: engines.len(),
         ceiling,
         preprocess: Timing::of(preprocess),
+        peak_rss_mb: peak_rss_mb(),
     })
+}
+
+/// VmHWM from /proc/self/status, where there is one (Linux).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }

@@ -1,7 +1,9 @@
 //! One log line and one set of metrics per request, recorded at the boundary. Health probes and
-//! metric scrapes log at debug so that they do not drown the scoring lines.
+//! metric scrapes log at debug so that they do not drown the scoring lines, and refusals of an
+//! overloaded server at most once a second, with their count.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use actix_web::HttpMessage;
@@ -47,11 +49,23 @@ pub async fn observe(
         .map_or_else(|| "-".to_owned(), |ids| ids.request_id.clone());
     let summary = response.response().extensions().get::<ScoreSummary>().copied();
     let scoring = summary.map_or_else(String::new, |s| format!(" images={} batch={}", s.images, s.batch_size));
+    let api_error = response.response().error().and_then(|e| e.as_error::<ApiError>());
+    let mut refusals = String::new();
+    if api_error.is_some_and(|e| e.status_and_code().1 == "overloaded") {
+        // Under overload every request beyond the queue is refused, thousands a second: a line
+        // for each would cost the workers' time and flood the log store. /metrics counts them all.
+        match REFUSALS.record(PROCESS_START.elapsed().as_secs()) {
+            Some(count) => refusals = format!(" refused_since_last_line={count}"),
+            None => return Ok(response),
+        }
+    }
     let error = response.response().error().map_or_else(String::new, |e| {
-        let detail = e.as_error::<ApiError>().map_or_else(|| e.to_string(), ApiError::detail);
+        let detail = api_error.map_or_else(|| e.to_string(), ApiError::detail);
         format!(" error=\"{detail}\"")
     });
-    let level = if status.is_server_error() {
+    let level = if !refusals.is_empty() {
+        log::Level::Warn
+    } else if status.is_server_error() {
         log::Level::Error
     } else if matches!(route.as_str(), "/" | "/health" | "/ready" | "/metrics") && status.is_success() {
         log::Level::Debug
@@ -61,9 +75,55 @@ pub async fn observe(
     log::log!(
         target: "scorer::access",
         level,
-        "request_id={request_id} method={method} path={path} status={} latency_ms={:.1}{scoring}{error}",
+        "request_id={request_id} method={method} path={path} status={} latency_ms={:.1}{scoring}{error}{refusals}",
         status.as_u16(),
         elapsed.as_secs_f64() * 1000.0,
     );
     Ok(response)
+}
+
+static PROCESS_START: LazyLock<Instant> = LazyLock::new(Instant::now);
+static REFUSALS: RefusalLog = RefusalLog::new();
+
+/// Counts refusals and says when one should be logged: the first, then at most one a second.
+struct RefusalLog {
+    /// The second (since `PROCESS_START`) after which the next line is due.
+    next_line_at: AtomicU64,
+    /// Refusals since the last line, including the one being recorded.
+    unlogged: AtomicU64,
+}
+
+impl RefusalLog {
+    const fn new() -> Self {
+        Self { next_line_at: AtomicU64::new(0), unlogged: AtomicU64::new(0) }
+    }
+
+    /// Records one refusal at `now` (whole seconds); returns how many refusals the line logged
+    /// now should report, or `None` if it is not yet time for a line.
+    fn record(&self, now: u64) -> Option<u64> {
+        self.unlogged.fetch_add(1, Ordering::Relaxed);
+        let due = self.next_line_at.load(Ordering::Relaxed);
+        if now < due || self.next_line_at.compare_exchange(due, now + 1, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return None;
+        }
+        Some(self.unlogged.swap(0, Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RefusalLog;
+
+    #[test]
+    fn refusals_are_logged_at_once_then_at_most_once_a_second_with_their_count() {
+        let log = RefusalLog::new();
+        assert_eq!(log.record(5), Some(1), "the first refusal is logged at once");
+        assert_eq!(log.record(5), None);
+        assert_eq!(log.record(5), None);
+        assert_eq!(log.record(6), Some(3), "the next second's line counts the two it skipped");
+        assert_eq!(log.record(6), None);
+        assert_eq!(log.record(9), Some(2));
+        assert_eq!(log.record(10), Some(1));
+    }
 }

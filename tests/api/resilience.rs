@@ -50,7 +50,7 @@ async fn ten_times_the_sustainable_load_gets_fast_503s_and_the_admitted_requests
             })
         })
         .collect();
-    let (mut ok, mut refused) = (0, 0);
+    let (mut ok, mut refused) = (0, 0u64);
     for task in tasks {
         let (status, retry_after, body, took) = task.await.unwrap();
         match status {
@@ -68,6 +68,18 @@ async fn ten_times_the_sustainable_load_gets_fast_503s_and_the_admitted_requests
         }
     }
     assert!(ok >= 8 && refused >= 50, "{ok} answered, {refused} refused");
+    // The refusals are logged as a count, at most a line a second, not a line each.
+    let logs = app.logs_containing("refused_since_last_line=").await;
+    let counts: Vec<u64> = logs
+        .lines()
+        .filter(|line| line.contains("path=/score status=503"))
+        .map(|line| {
+            let count = line.rsplit_once("refused_since_last_line=").map(|(_, count)| count.parse());
+            count.unwrap_or_else(|| panic!("a 503 line without its count: {line}")).unwrap()
+        })
+        .collect();
+    assert!((1..=3).contains(&counts.len()), "{} lines for {refused} refusals:\n{logs}", counts.len());
+    assert!(counts[0] >= 1 && counts.iter().sum::<u64>() <= refused, "{counts:?} of {refused}");
     // Beyond what full batches already needed: the refused and queued requests cost little.
     assert!(rss_mb(&app) - before < 64.0, "RSS grew from {before:.0} to {:.0} MB", rss_mb(&app));
     assert_eq!(app.metric("scorer_images_in_flight").await, 0.0);

@@ -31,9 +31,14 @@ async fn malformed_requests_are_400_with_a_clear_code() {
     let app = TestApp::spawn().await;
     let jpeg = mri("Te-gl_0010.jpg");
     let truncated = jpeg[..jpeg.len() / 3].to_vec();
-    let mut corrupt_png = images::png(&jpeg);
+    let png = images::png(&jpeg);
+    let truncated_png = png[..png.len() / 2].to_vec();
+    let mut corrupt_png = png;
     let middle = corrupt_png.len() / 2;
     corrupt_png[middle..middle + 64].fill(0xAB);
+    // Its marker segments after the first (tables, frame header) overwritten; the signature stays.
+    let mut corrupt_jpeg = jpeg.clone();
+    corrupt_jpeg[20..600].fill(0xAB);
 
     let cases: Vec<(&str, reqwest::RequestBuilder, &str)> = vec![
         (
@@ -67,6 +72,8 @@ async fn malformed_requests_are_400_with_a_clear_code() {
         ),
         ("truncated JPEG", app.score_request().header("content-type", "image/jpeg").body(truncated), "invalid_image"),
         ("corrupt PNG", app.score_request().header("content-type", "image/png").body(corrupt_png), "invalid_image"),
+        ("truncated PNG", app.score_request().header("content-type", "image/png").body(truncated_png), "invalid_image"),
+        ("corrupt JPEG", app.score_request().header("content-type", "image/jpeg").body(corrupt_jpeg), "invalid_image"),
         (
             "multipart without files",
             app.score_request().multipart(reqwest::multipart::Form::new().text("a", "b")),

@@ -14,6 +14,7 @@ use actix_web::web;
 
 use super::error::ApiError;
 use super::request_id::RequestIds;
+use crate::classifier::ScoreError;
 use crate::state::ServerState;
 
 /// Left in the response's extensions by the scoring handler for the access log.
@@ -49,9 +50,10 @@ pub async fn observe(
         .map_or_else(|| "-".to_owned(), |ids| ids.request_id.clone());
     let summary = response.response().extensions().get::<ScoreSummary>().copied();
     let scoring = summary.map_or_else(String::new, |s| format!(" images={} batch={}", s.images, s.batch_size));
-    let api_error = response.response().error().and_then(|e| e.as_error::<ApiError>());
+    let error = response.response().error();
+    let api_error = error.and_then(|e| e.as_error::<ApiError>());
     let mut refusals = String::new();
-    if api_error.is_some_and(|e| e.status_and_code().1 == "overloaded") {
+    if matches!(api_error, Some(ApiError::Score(ScoreError::Overloaded))) {
         // Under overload every request beyond the queue is refused, thousands a second: a line
         // for each would cost the workers' time and flood the log store. /metrics counts them all.
         match REFUSALS.record(PROCESS_START.elapsed().as_secs()) {
@@ -59,7 +61,7 @@ pub async fn observe(
             None => return Ok(response),
         }
     }
-    let error = response.response().error().map_or_else(String::new, |e| {
+    let error = error.map_or_else(String::new, |e| {
         let detail = api_error.map_or_else(|| e.to_string(), ApiError::detail);
         format!(" error=\"{detail}\"")
     });

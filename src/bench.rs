@@ -10,10 +10,10 @@ use base64::Engine;
 use serde::Serialize;
 
 use crate::input::decode_base64;
-use crate::model::engine::{EngineError, InferenceEngine, OnnxEngine, OnnxModel, SessionOptions};
+use crate::model::engine::{EngineError, InferenceEngine, OnnxEngine};
 use crate::model::preprocess::Preprocessor;
 use crate::model::spec::BatchDim;
-use crate::model::{discovery, runtime};
+use crate::model::{discovery, loader, runtime};
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Args)]
@@ -84,17 +84,11 @@ pub fn run(settings: &Settings, args: &BenchArgs) -> Result<BenchReport, Box<dyn
     if args.iterations == 0 {
         return Err("--iterations must be at least 1".into());
     }
-    let library = runtime::locate_library(std::env::var(runtime::DYLIB_ENV).ok().as_deref())?;
-    let environment = runtime::init_environment(&library)?;
-    let files = discovery::discover(&settings.resolved_model_dir(std::env::var("AZUREML_MODEL_DIR").ok().as_deref()))?;
-    let session = SessionOptions { intra_op_threads: settings.intra_op_threads };
-    let opened = crate::model::open(&environment, &files, session)?;
-    let config = opened.config.clone();
+    let (environment, _) = runtime::init()?;
+    let files = discovery::discover(&settings.model_folder())?;
     // As many sessions as the server runs, each driven by its own thread.
-    let mut engines = vec![opened.engine];
-    for _ in 1..settings.inference_sessions.max(1) {
-        engines.push(OnnxModel::open(&environment, &files.onnx, session)?.into_engine(&config));
-    }
+    let loader::LoadedModel { config, mut engines, .. } =
+        loader::load(&environment, &files, &settings.engine_options())?;
 
     let encoded = std::fs::read(&args.image)?;
     let preprocessor = Preprocessor::new(config.input.clone(), settings.max_image_pixels);

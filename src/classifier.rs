@@ -1,28 +1,24 @@
-//! The scoring façade: encoded images in, labelled predictions out. Loads and warms up the model,
+//! The scoring façade: encoded images in, labelled predictions out. Warms up the opened engines,
 //! preprocesses on the blocking pool, batches through the inference worker, and postprocesses.
 //! Knows nothing about HTTP.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ort::environment::Environment;
 use tokio::sync::Semaphore;
 
 use crate::batching::{BatchConfig, BatchError, Batcher};
 use crate::input::{Base64Error, EncodedImage};
 use crate::metrics::Metrics;
-use crate::model::discovery::ModelFiles;
-use crate::model::engine::{EngineError, InferenceEngine, OnnxModel, SessionOptions};
+use crate::model::engine::{EngineError, InferenceEngine};
 use crate::model::postprocess::{Postprocessor, Prediction};
 use crate::model::preprocess::{ImageError, Preprocessor};
 use crate::model::spec::{BatchDim, ModelConfig, OutputKind};
-use crate::model::{self, OpenError, OpenedModel};
 
+/// How the classifier batches, admits and decodes. The engines come already opened
+/// (`model::loader`); `Settings::classifier_options` maps the settings onto these.
 #[derive(Debug, Clone, Copy)]
 pub struct ClassifierOptions {
-    pub session: SessionOptions,
-    /// Sessions running side by side, each on its own thread with its own copy of the model.
-    pub sessions: usize,
     pub max_batch_size: usize,
     pub max_batch_wait: Duration,
     pub queue_capacity: usize,
@@ -33,13 +29,11 @@ pub struct ClassifierOptions {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error(transparent)]
-    Open(#[from] OpenError),
-    #[error(transparent)]
-    Engine(#[from] EngineError),
+pub enum StartError {
+    #[error("there is no engine to run the model")]
+    NoEngine,
     #[error("the warm-up inference failed, so the model cannot serve: {0}")]
-    WarmUp(EngineError),
+    WarmUp(#[source] EngineError),
     #[error("could not start the inference thread: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -87,41 +81,30 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    /// Opens the model, reconciles it with its spec, runs a warm-up inference and starts the
-    /// inference worker. Logs what it loaded and how long each step took.
-    pub fn load(
-        environment: &Environment,
-        files: &ModelFiles,
+    /// Warms up every engine with one inference, settles whether the outputs are probabilities
+    /// or logits when the spec does not say, and starts one inference worker per engine.
+    pub fn new<E: InferenceEngine>(
+        mut config: ModelConfig,
+        mut engines: Vec<E>,
         options: &ClassifierOptions,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, LoadError> {
-        let OpenedModel { mut config, mut engine, signature, load_time } =
-            model::open(environment, files, options.session)?;
-
+    ) -> Result<Self, StartError> {
+        if engines.is_empty() {
+            return Err(StartError::NoEngine);
+        }
         let warm_up_started = Instant::now();
         let sample = vec![0.0; config.input.sample_len()];
-        let row = engine.infer(&sample, 1).map_err(LoadError::WarmUp)?;
-        let warm_up_time = warm_up_started.elapsed();
+        let mut first_row = None;
+        for engine in &mut engines {
+            let row = engine.infer(&sample, 1).map_err(StartError::WarmUp)?;
+            first_row.get_or_insert(row);
+        }
+        log::info!("warm-up inference took {} ms", warm_up_started.elapsed().as_millis());
         let kind = *config.output.kind.get_or_insert_with(|| {
-            let detected = OutputKind::detect(&row);
+            let detected = OutputKind::detect(first_row.as_deref().unwrap_or_default());
             log::info!("the spec does not say whether outputs are probabilities or logits; the warm-up output looks like {detected:?}");
             detected
         });
-
-        for input in &signature.inputs {
-            log::info!("model input `{}`: shape {}", input.name, format_shape(&input.shape));
-        }
-        for output in &signature.outputs {
-            log::info!("model output `{}`: shape {}", output.name, format_shape(&output.shape));
-        }
-        log::info!(
-            "loaded model {} from {} (spec: {}) in {} ms; warm-up inference took {} ms",
-            config.name,
-            files.onnx.display(),
-            files.spec.as_ref().map_or_else(|| "none".to_owned(), |(path, _)| path.display().to_string()),
-            load_time.as_millis(),
-            warm_up_time.as_millis(),
-        );
 
         let max_batch_size = match config.batch {
             BatchDim::Dynamic => options.max_batch_size,
@@ -136,26 +119,21 @@ impl Classifier {
             config.input.color,
             config.batch,
         );
+        if engines.len() > 1 {
+            log::info!("{} ONNX Runtime sessions run side by side", engines.len());
+        }
+        let sessions = engines.len();
         let preprocessor = Arc::new(Preprocessor::new(config.input.clone(), options.max_image_pixels));
         let postprocessor = Postprocessor::new(config.labels.clone(), kind, config.top_k);
         let batch =
             BatchConfig { max_batch_size, max_wait: options.max_batch_wait, queue_capacity: options.queue_capacity };
-        let mut engines = vec![engine];
-        for _ in 1..options.sessions.max(1) {
-            let mut extra = OnnxModel::open(environment, &files.onnx, options.session)?.into_engine(&config);
-            extra.infer(&sample, 1).map_err(LoadError::WarmUp)?;
-            engines.push(extra);
-        }
-        if engines.len() > 1 {
-            log::info!("{} ONNX Runtime sessions run side by side", engines.len());
-        }
         crate::memory::release_free_memory();
         let batcher = Batcher::spawn(engines, batch, metrics)?;
         Ok(Self {
             config,
             preprocessor,
             preprocess_slots: Arc::new(Semaphore::new(options.preprocess_threads.max(1))),
-            sample_slots: Arc::new(Semaphore::new(sample_slots(options, max_batch_size))),
+            sample_slots: Arc::new(Semaphore::new(sample_slots(options, sessions, max_batch_size))),
             postprocessor,
             batcher,
             max_images_per_request: options.max_images_per_request,
@@ -234,12 +212,98 @@ impl Classifier {
 
 /// Enough decoded samples for two full batches per session (one running, one ready) plus one
 /// being decoded per preprocessing thread; never fewer than one request's worth of images.
-fn sample_slots(options: &ClassifierOptions, max_batch_size: usize) -> usize {
-    let pipeline = 2 * max_batch_size * options.sessions.max(1) + options.preprocess_threads.max(1);
+fn sample_slots(options: &ClassifierOptions, sessions: usize, max_batch_size: usize) -> usize {
+    let pipeline = 2 * max_batch_size * sessions + options.preprocess_threads.max(1);
     pipeline.max(options.max_images_per_request)
 }
 
-fn format_shape(shape: &[Option<i64>]) -> String {
-    let dims: Vec<String> = shape.iter().map(|d| d.map_or_else(|| "?".to_owned(), |d| d.to_string())).collect();
-    format!("[{}]", dims.join(", "))
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+    use std::path::Path;
+
+    use image::{ImageFormat, Rgb, RgbImage};
+
+    use super::*;
+    use crate::model::spec::{Signature, SpecFile, TensorInfo};
+
+    /// Scores each sample by its mean red, green and blue value: a model whose answer follows
+    /// its input, with no ONNX Runtime behind it.
+    struct MeanColourEngine;
+
+    impl InferenceEngine for MeanColourEngine {
+        fn infer(&mut self, input: &[f32], n: usize) -> Result<Vec<f32>, EngineError> {
+            let sample_len = input.len() / n;
+            let pixels = (sample_len / 3) as f32;
+            Ok(input
+                .chunks_exact(sample_len)
+                .flat_map(|sample| (0..3).map(move |c| sample.iter().skip(c).step_by(3).sum::<f32>() / pixels * 10.0))
+                .collect())
+        }
+
+        fn classes(&self) -> usize {
+            3
+        }
+    }
+
+    fn config(spec: &str) -> ModelConfig {
+        let tensor = |name: &str, shape: &[Option<i64>]| TensorInfo {
+            name: name.to_owned(),
+            shape: shape.to_vec(),
+            is_f32: true,
+        };
+        let graph = Signature {
+            inputs: vec![tensor("pixels", &[None, Some(8), Some(8), Some(3)])],
+            outputs: vec![tensor("scores", &[None, Some(3)])],
+        };
+        let spec: SpecFile = toml::from_str(spec).unwrap();
+        spec.resolve(&graph, Path::new("."), "mean-colour").unwrap()
+    }
+
+    fn options() -> ClassifierOptions {
+        ClassifierOptions {
+            max_batch_size: 4,
+            max_batch_wait: Duration::ZERO,
+            queue_capacity: 16,
+            max_image_pixels: 1 << 20,
+            max_images_per_request: 8,
+            preprocess_threads: 2,
+        }
+    }
+
+    fn png(colour: [u8; 3]) -> EncodedImage {
+        let mut out = Cursor::new(Vec::new());
+        RgbImage::from_pixel(20, 10, Rgb(colour)).write_to(&mut out, ImageFormat::Png).unwrap();
+        EncodedImage::Raw(out.into_inner().into())
+    }
+
+    #[tokio::test]
+    async fn classifies_through_a_fake_engine_in_request_order() {
+        let config = config("labels = [\"red\", \"green\", \"blue\"]\n[output]\nkind = \"logits\"");
+        let engines = vec![MeanColourEngine, MeanColourEngine];
+        let classifier = Classifier::new(config, engines, &options(), Arc::new(Metrics::new())).unwrap();
+        let images = vec![png([250, 10, 10]), png([10, 10, 250]), png([10, 250, 10])];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let classification = classifier.classify(images, deadline).await.unwrap();
+        let labels: Vec<&str> = classification.predictions.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, ["red", "blue", "green"]);
+        // Logits went through a softmax: the three probabilities sum to one.
+        let sum: f32 = classification.predictions[0].probabilities.0.iter().map(|(_, p)| p).sum();
+        assert!((sum - 1.0).abs() < 1e-5, "{sum}");
+    }
+
+    #[tokio::test]
+    async fn the_warm_up_settles_an_unstated_output_kind_and_errors_stay_per_request() {
+        let classifier =
+            Classifier::new(config(""), vec![MeanColourEngine], &options(), Arc::new(Metrics::new())).unwrap();
+        // A black warm-up sample scores [0, 0, 0]: not a probability row, so logits.
+        assert_eq!(classifier.config().output.kind, Some(OutputKind::Logits));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let bad = vec![png([1, 2, 3]), EncodedImage::Raw(bytes::Bytes::from_static(b"not an image"))];
+        let error = classifier.classify(bad, deadline).await.unwrap_err();
+        assert!(matches!(error, ScoreError::Image { index: 1, source: ImageError::UnknownFormat }), "{error}");
+        assert!(classifier.classify(vec![png([1, 2, 3])], deadline).await.is_ok());
+        let empty = Classifier::new(config(""), Vec::<MeanColourEngine>::new(), &options(), Arc::new(Metrics::new()));
+        assert!(matches!(empty, Err(StartError::NoEngine)));
+    }
 }

@@ -3,8 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use config::{Config, Environment, File};
 use serde::{Deserialize, Serialize};
+
+use crate::classifier::ClassifierOptions;
+use crate::model::engine::SessionOptions;
+use crate::model::loader::EngineOptions;
 
 /// Prefix of the environment variables that override settings (`SCORER_PORT`, ...).
 pub const ENV_PREFIX: &str = "SCORER";
@@ -222,12 +228,38 @@ impl Settings {
         Ok(Some(Secret(key.to_owned())))
     }
 
+    /// The model folder for this process: the setting, else the `AZUREML_MODEL_DIR` variable
+    /// (set by Azure ML), else `./model`.
+    pub fn model_folder(&self) -> PathBuf {
+        self.resolved_model_dir(std::env::var("AZUREML_MODEL_DIR").ok().as_deref())
+    }
+
     /// The model folder: the setting, else `AZUREML_MODEL_DIR`, else `./model`.
     pub fn resolved_model_dir(&self, azureml_model_dir: Option<&str>) -> PathBuf {
         self.model_dir
             .clone()
             .or_else(|| azureml_model_dir.filter(|dir| !dir.is_empty()).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("model"))
+    }
+
+    /// How `model::loader` opens the engines.
+    pub fn engine_options(&self) -> EngineOptions {
+        EngineOptions {
+            session: SessionOptions { intra_op_threads: self.intra_op_threads },
+            sessions: self.inference_sessions,
+        }
+    }
+
+    /// How the classifier batches, admits and decodes.
+    pub fn classifier_options(&self) -> ClassifierOptions {
+        ClassifierOptions {
+            max_batch_size: self.max_batch_size,
+            max_batch_wait: Duration::from_millis(self.max_batch_wait_ms),
+            queue_capacity: self.queue_capacity,
+            max_image_pixels: self.max_image_pixels,
+            max_images_per_request: self.max_images_per_request,
+            preprocess_threads: self.effective_preprocess_threads(),
+        }
     }
 
     pub fn effective_http_workers(&self) -> usize {

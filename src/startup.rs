@@ -15,15 +15,24 @@ use actix_web::{HttpServer, web};
 use ort::environment::Environment;
 use tokio::sync::oneshot;
 
-use crate::classifier::{Classifier, ClassifierOptions, LoadError};
+use crate::classifier::{Classifier, StartError};
 use crate::http::auth::ApiKey;
 use crate::http::{self, RequestLimits};
 use crate::metrics::Metrics;
 use crate::model::discovery::{self, DiscoveryError, ModelFiles};
-use crate::model::engine::SessionOptions;
+use crate::model::loader::{self, OpenError};
 use crate::model::runtime::{self, RuntimeError};
 use crate::settings::{Settings, SettingsError};
 use crate::state::ServerState;
+
+/// Why the model could not be made ready: opening it, or warming it up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -52,11 +61,10 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
-        let library = runtime::locate_library(std::env::var(runtime::DYLIB_ENV).ok().as_deref())?;
-        let environment = runtime::init_environment(&library)?;
+        let (environment, library) = runtime::init()?;
         log::info!("ONNX Runtime library: {}", library.display());
 
-        let model_dir = settings.resolved_model_dir(std::env::var("AZUREML_MODEL_DIR").ok().as_deref());
+        let model_dir = settings.model_folder();
         let files = discovery::discover(&model_dir)?;
         log::info!("model folder {}: model file {}", model_dir.display(), files.onnx.display());
 
@@ -131,19 +139,16 @@ fn spawn_model_loader(
     settings: &Settings,
     state: Arc<ServerState>,
 ) -> oneshot::Receiver<LoadError> {
-    let options = ClassifierOptions {
-        session: SessionOptions { intra_op_threads: settings.intra_op_threads },
-        sessions: settings.inference_sessions,
-        max_batch_size: settings.max_batch_size,
-        max_batch_wait: Duration::from_millis(settings.max_batch_wait_ms),
-        queue_capacity: settings.queue_capacity,
-        max_image_pixels: settings.max_image_pixels,
-        max_images_per_request: settings.max_images_per_request,
-        preprocess_threads: settings.effective_preprocess_threads(),
-    };
+    let engine_options = settings.engine_options();
+    let classifier_options = settings.classifier_options();
     let (failed, load_failed) = oneshot::channel();
     let spawned = std::thread::Builder::new().name("model-loader".to_owned()).spawn(move || {
-        match Classifier::load(&environment, &files, &options, Arc::clone(&state.metrics)) {
+        let loaded = loader::load(&environment, &files, &engine_options).map_err(LoadError::from);
+        let classifier = loaded.and_then(|model| {
+            Classifier::new(model.config, model.engines, &classifier_options, Arc::clone(&state.metrics))
+                .map_err(LoadError::from)
+        });
+        match classifier {
             Ok(classifier) => {
                 state.model_ready(classifier);
                 log::info!("ready: /ready answers 200");

@@ -61,6 +61,14 @@ fn candidate_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// The ONNX Runtime environment from the library `locate_library` finds (honouring
+/// `ORT_DYLIB_PATH`), and the library's path for the start-up log.
+pub fn init() -> Result<(Environment, PathBuf), RuntimeError> {
+    let library = locate_library(std::env::var(DYLIB_ENV).ok().as_deref())?;
+    let environment = init_environment(&library)?;
+    Ok((environment, library))
+}
+
 /// Loads the library (once per process) and creates the ONNX Runtime environment.
 pub fn init_environment(library: &Path) -> Result<Environment, RuntimeError> {
     let builder =

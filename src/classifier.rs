@@ -61,6 +61,8 @@ pub enum ScoreError {
 #[derive(Debug)]
 pub struct Classification {
     pub predictions: Vec<Prediction>,
+    /// Every class's probability per image, in label order (predictions list only the top k).
+    pub probabilities: Vec<Vec<f32>>,
     /// The largest model batch any of the images ran in.
     pub batch_size: usize,
 }
@@ -169,8 +171,9 @@ impl Classifier {
         })?;
 
         let batch_size = scored.iter().map(|s| s.batch_size).max().unwrap_or(0);
-        let predictions = scored.iter().map(|s| self.postprocessor.predict(&s.scores)).collect();
-        Ok(Classification { predictions, batch_size })
+        let probabilities: Vec<Vec<f32>> = scored.iter().map(|s| self.postprocessor.probabilities(&s.scores)).collect();
+        let predictions = probabilities.iter().map(|row| self.postprocessor.rank(row)).collect();
+        Ok(Classification { predictions, probabilities, batch_size })
     }
 
     /// Decodes and preprocesses every image on the blocking pool, in parallel.

@@ -49,11 +49,20 @@ impl Postprocessor {
 
     /// `scores` is one output row, one value per label.
     pub fn predict(&self, scores: &[f32]) -> Prediction {
-        let probabilities = match self.kind {
+        self.rank(&self.probabilities(scores))
+    }
+
+    /// Every class's probability, in label order.
+    pub fn probabilities(&self, scores: &[f32]) -> Vec<f32> {
+        match self.kind {
             OutputKind::Probabilities => scores.to_vec(),
             OutputKind::Logits => softmax(scores),
-        };
-        let mut ranked: Vec<(usize, f32)> = probabilities.into_iter().enumerate().collect();
+        }
+    }
+
+    /// The prediction for a row of probabilities in label order.
+    pub fn rank(&self, probabilities: &[f32]) -> Prediction {
+        let mut ranked: Vec<(usize, f32)> = probabilities.iter().copied().enumerate().collect();
         // Highest first; NaN (a broken model) sorts last instead of panicking.
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         ranked.truncate(self.top_k);

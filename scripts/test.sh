@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README.md; .ci/run calls it). Fetches what the tests need, then:
 #   cargo fmt --check, cargo clippy -D warnings, cargo deny, cargo test --release (unit and integration tests
-#   against the real ONNX Runtime, model and MRI images), scripts/check-azure.sh (the Azure YAML,
+#   against the real ONNX Runtime, model and MRI images; report pages opened in headless Chromium), scripts/check-azure.sh (the Azure YAML,
 #   scripts and routes, offline), scripts/container-test.sh (the image, built and run).
 set -euo pipefail
 
@@ -31,6 +31,13 @@ cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo deny (licences, bans, duplicate versions, sources)"
 command -v cargo-deny >/dev/null || cargo install cargo-deny --version 0.20.2 --locked
 cargo deny --locked check bans licenses sources
+echo "== browser for the page tests (Debian's chromium, playwright-core from npm)"
+if ! command -v chromium >/dev/null; then
+  if [[ $(id -u) -ne 0 ]]; then echo "the page tests need Debian's chromium: apt-get install chromium" >&2; exit 1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+fi
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 echo "== cargo test"
 cargo test --locked --release
 echo "== Azure deployment checks"

@@ -26,6 +26,11 @@ pub enum Command {
     /// Measure the in-process inference ceiling and the preprocessing cost of one image, with
     /// the server's settings; prints JSON. scripts/bench.sh compares the server against these.
     Bench(crate::bench::BenchArgs),
+    /// Score a folder of labelled images (class sub-folders or a labels.csv) and report accuracy,
+    /// per-class figures, the confusion matrix and calibration; with --compare-model-dir, how
+    /// closely a second model agrees. Writes report.json and report.html; exits 1 when a
+    /// --min-accuracy or --min-agreement gate is not met.
+    Evaluate(crate::evaluate::EvaluateArgs),
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,8 @@ use scorer::settings::Settings;
 use scorer::startup::Application;
 use scorer::{healthcheck, telemetry};
 
+/// Exit code of `scorer evaluate` when a --min-accuracy or --min-agreement gate is not met.
+const EXIT_GATE_UNMET: u8 = 1;
 /// Exit code for invalid settings (as clap uses for invalid arguments).
 const EXIT_BAD_SETTINGS: u8 = 2;
 /// Exit code when the server cannot start: missing runtime or model, a model that fails to load.
@@ -42,6 +44,17 @@ fn main() -> ExitCode {
                 Err(error) => {
                     eprintln!("scorer bench: {error}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Command::Evaluate(args)) => {
+            telemetry::init_logging(settings.log_format);
+            match scorer::evaluate::run(&settings, &args) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(EXIT_GATE_UNMET),
+                Err(error) => {
+                    eprintln!("scorer evaluate: {error}");
+                    ExitCode::from(if error.is_start_failure() { EXIT_START_FAILED } else { EXIT_BAD_SETTINGS })
                 }
             }
         }

@@ -355,3 +355,79 @@ pub fn probabilities(prediction: &Value) -> HashMap<String, f32> {
         .map(|(label, p)| (label.clone(), p.as_f64().unwrap() as f32))
         .collect()
 }
+
+/// Running `scorer evaluate` and reading what it wrote.
+pub mod evaluation {
+    use std::path::Path;
+    use std::process::Command;
+
+    use serde_json::Value;
+
+    use super::repo_root;
+
+    /// A finished `scorer evaluate` run.
+    pub struct Run {
+        pub code: Option<i32>,
+        pub stdout: String,
+        pub stderr: String,
+    }
+
+    impl std::fmt::Display for Run {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "exit {:?}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        }
+    }
+
+    pub fn evaluate(args: &[&str]) -> Run {
+        evaluate_with_env(args, &[])
+    }
+
+    /// Runs `scorer evaluate ARGS` from the repository root, with none of the caller's
+    /// `SCORER_*` settings and the given extra environment.
+    pub fn evaluate_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_scorer"));
+        command
+            .arg("evaluate")
+            .args(args)
+            .current_dir(repo_root())
+            .env_remove("AZUREML_MODEL_DIR")
+            .env_remove("SCORING_KEY");
+        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("SCORER_")) {
+            command.env_remove(key);
+        }
+        command.envs(env.iter().copied());
+        let output = command.output().expect("scorer evaluate runs");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn read_report(out: &Path) -> Value {
+        let text = std::fs::read_to_string(out.join("report.json")).expect("report.json was written");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Opens a page in Debian's headless Chromium (tests/browser/open-page.mjs) and returns what
+    /// it saw; fails the test on any console error, exception, failed or external request.
+    pub fn open_in_chromium(page: &Path) -> Value {
+        let browser = repo_root().join("tests/browser");
+        assert!(
+            browser.join("node_modules/playwright-core").is_dir(),
+            "tests/browser/node_modules is missing: run scripts/test.sh, or `npm ci --prefix tests/browser` and install Debian's chromium"
+        );
+        let output = Command::new("node")
+            .arg(browser.join("open-page.mjs"))
+            .arg(page)
+            .output()
+            .expect("node runs (install Node.js)");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "the page did not open cleanly in Chromium:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(&stdout).unwrap()
+    }
+}

@@ -8,6 +8,7 @@ mod accuracy;
 mod concurrency;
 mod contract;
 mod errors;
+mod evaluate;
 mod forms;
 mod lifecycle;
 mod models;

@@ -39,6 +39,11 @@ pub enum OpenError {
 /// Opens the model file, reconciles the graph with the spec (or, without one, derives everything
 /// from the graph) and opens the further sessions. Logs the graph's inputs and outputs.
 pub fn load(environment: &Environment, files: &ModelFiles, options: &EngineOptions) -> Result<LoadedModel, OpenError> {
+    let features = super::cpu::features();
+    log::info!(
+        "CPU features for ONNX Runtime's kernels: {}",
+        if features.is_empty() { "none detected".to_owned() } else { features.join(" ") }
+    );
     let started = Instant::now();
     let first = OnnxModel::open(environment, &files.onnx, options.session)?;
     let load_time = started.elapsed();

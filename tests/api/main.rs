@@ -10,6 +10,7 @@ mod contract;
 mod errors;
 mod evaluate;
 mod forms;
+mod int8;
 mod lifecycle;
 mod models;
 mod resilience;

@@ -17,7 +17,13 @@ SCORER = REPO / "target" / "release" / "scorer"
 MRI = REPO / "tests" / "data" / "mri"
 GLIOMA = MRI / "Te-gl_0010.jpg"
 SAMPLE_REQUEST = AZUREML / "sample-request.json"
-DEPLOYMENTS = {"blue": AZUREML / "deployment.yml", "green": AZUREML / "deployment-green.yml"}
+DEPLOYMENTS = {
+    "blue": AZUREML / "deployment.yml",
+    "green": AZUREML / "deployment-green.yml",
+    "int8": AZUREML / "deployment-int8.yml",
+}
+# The model asset each deployment serves.
+MODEL_OF_DEPLOYMENT = {"blue": "model.yml", "green": "model.yml", "int8": "model-int8.yml"}
 
 # What the stubs hand out as secrets; no script may ever print them.
 SECRETS = ("FAKE-KEY-1234567890", "FAKE-KEY-SECONDARY-0987654321", "FAKE-ACR-TOKEN-0987654321")

@@ -274,6 +274,20 @@ class DeployAml(StubTestCase):
                 shown = json.loads(result.stdout)
                 self.assertEqual(shown, {k: int(v) for k, v in (p.split("=") for p in split.split())})
 
+    def test_int8_registers_its_own_model_and_starts_at_zero(self):
+        self.run_script("deploy-aml.sh", "--skip-smoke-test")
+        self.world.clear()
+        result = self.run_script("deploy-aml.sh", "--deployment", "int8")
+        model = self.calls_to("ml model create")[0]
+        self.assertEqual(option(model, "--file"), str(REPO / "azureml" / "model-int8.yml"))
+        self.assertEqual((option(model, "--name"), option(model, "--version")), ("brain-tumor-vgg16-int8", "1"))
+        deployment = self.calls_to("ml online-deployment create")[0]
+        self.assertEqual(option(deployment, "--file"), str(DEPLOYMENTS["int8"]))
+        self.assertEqual(option(deployment, "--name"), "int8")
+        self.assertIn("model=azureml:brain-tumor-vgg16-int8:1", options(deployment, "--set"))
+        self.assertIn("traffic unchanged: blue=100 int8=0", result.stderr)
+        self.assertEqual(option(self.calls_to("ml online-endpoint invoke")[0], "--deployment-name"), "int8")
+
     def test_traffic_with_a_deployment(self):
         self.run_script("deploy-aml.sh", "--skip-smoke-test")
         self.world.clear()

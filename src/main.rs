@@ -58,6 +58,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::OptimizeModel(args)) => {
+            telemetry::init_logging(settings.log_format);
+            match scorer::startup::optimize_model(&settings, &args.into) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("scorer optimize-model: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::Serve) | None => serve(settings),
     }
 }

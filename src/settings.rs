@@ -9,6 +9,7 @@ use config::{Config, Environment, File};
 use serde::{Deserialize, Serialize};
 
 use crate::classifier::ClassifierOptions;
+use crate::model::cache::CacheOptions;
 use crate::model::engine::SessionOptions;
 use crate::model::loader::EngineOptions;
 
@@ -36,6 +37,11 @@ pub struct Settings {
     /// large models (one session uses every core); small models with a fixed batch size gain
     /// throughput from 2 or more, each with fewer `intra_op_threads`.
     pub inference_sessions: usize,
+    /// Keep the graph ONNX Runtime optimised for this machine between starts and load that, which
+    /// keeps the load's memory peak low (README.md, "Memory"); off optimises on every start.
+    pub optimized_model_cache: bool,
+    /// Where that cache lives; default: a folder of this user's in the system temp folder.
+    pub optimized_model_cache_dir: Option<PathBuf>,
     /// Largest batch handed to the model in one run (images).
     pub max_batch_size: usize,
     /// How long the batcher may wait for more images before running a partial batch.
@@ -107,6 +113,8 @@ impl Default for Settings {
             intra_op_threads: 0,
             preprocess_threads: 0,
             inference_sessions: 1,
+            optimized_model_cache: true,
+            optimized_model_cache_dir: None,
             max_batch_size: 4,
             max_batch_wait_ms: 0,
             queue_capacity: 128,
@@ -253,7 +261,20 @@ impl Settings {
         EngineOptions {
             session: SessionOptions { intra_op_threads: self.intra_op_threads },
             sessions: self.inference_sessions,
+            cache: self.optimized_model_cache.then(|| CacheOptions { dir: self.optimized_model_cache_folder() }),
         }
+    }
+
+    /// The optimised-model cache's folder: the setting, else one of this user's in the temp folder.
+    pub fn optimized_model_cache_folder(&self) -> PathBuf {
+        self.optimized_model_cache_dir.clone().unwrap_or_else(|| {
+            #[cfg(unix)]
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let user = unsafe { libc::geteuid() }.to_string();
+            #[cfg(not(unix))]
+            let user = "user".to_owned();
+            std::env::temp_dir().join(format!("scorer-model-cache-{user}"))
+        })
     }
 
     /// How the classifier batches, admits and decodes.

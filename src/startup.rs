@@ -132,6 +132,14 @@ impl Application {
     }
 }
 
+/// `scorer optimize-model`: writes the cache entry for the configured model into `staging`
+/// (the child process of the optimised-model cache).
+pub fn optimize_model(settings: &Settings, staging: &std::path::Path) -> Result<(), String> {
+    let (environment, _) = runtime::init().map_err(|e| e.to_string())?;
+    let files = discovery::discover(&settings.model_folder()).map_err(|e| e.to_string())?;
+    loader::optimize_into(&environment, &files, settings.engine_options().session, staging)
+}
+
 /// Loads the model on its own thread; the returned channel yields only if loading fails.
 fn spawn_model_loader(
     environment: Environment,

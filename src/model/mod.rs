@@ -1,6 +1,7 @@
 //! The model side: finding the files, reconciling the spec with the graph, opening ONNX
 //! Runtime sessions, and turning images into samples and scores into predictions. No HTTP here.
 
+pub mod cache;
 pub mod cpu;
 pub mod discovery;
 pub mod engine;

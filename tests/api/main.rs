@@ -5,6 +5,7 @@ mod helpers;
 mod images;
 
 mod accuracy;
+mod cache;
 mod concurrency;
 mod contract;
 mod errors;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::batching::{BatchConfig, BatchError, Batcher};
+use crate::batching::{Admission, BatchConfig, BatchError, Batcher, Scored};
 use crate::input::{Base64Error, EncodedImage};
 use crate::metrics::Metrics;
 use crate::model::engine::{EngineError, InferenceEngine};
@@ -157,18 +157,13 @@ impl Classifier {
             return Err(ScoreError::TooManyImages { count, max: self.max_images_per_request });
         }
         let admission = self.batcher.try_admit(count).ok_or(ScoreError::Overloaded)?;
-        let samples = tokio::time::timeout_at(deadline.into(), async {
-            // Held until inference has answered; the semaphore is never closed.
-            let slots = Arc::clone(&self.sample_slots).acquire_many_owned(count as u32).await.ok();
-            Ok::<_, ScoreError>((slots, self.preprocess_all(images).await?))
-        })
-        .await
-        .map_err(|_| ScoreError::Timeout)??;
-        let (_sample_slots, samples) = samples;
-        let scored = self.batcher.run(&admission, samples, deadline).await.map_err(|error| match error {
-            BatchError::Expired => ScoreError::Timeout,
-            other => ScoreError::Inference(other),
-        })?;
+        // Each image goes through on its own: decoded once a sample slot is free, queued for the
+        // model, answered. The first failure ends the request and drops its other images.
+        let images =
+            images.into_iter().enumerate().map(|(index, image)| self.score_one(&admission, index, image, deadline));
+        let scored = tokio::time::timeout_at(deadline.into(), futures_util::future::try_join_all(images))
+            .await
+            .map_err(|_| ScoreError::Timeout)??;
 
         let batch_size = scored.iter().map(|s| s.batch_size).max().unwrap_or(0);
         let probabilities: Vec<Vec<f32>> = scored.iter().map(|s| self.postprocessor.probabilities(&s.scores)).collect();
@@ -176,48 +171,55 @@ impl Classifier {
         Ok(Classification { predictions, probabilities, batch_size })
     }
 
-    /// Decodes and preprocesses every image on the blocking pool, in parallel.
-    async fn preprocess_all(&self, images: Vec<EncodedImage>) -> Result<Vec<Vec<f32>>, ScoreError> {
-        let tasks = images.into_iter().enumerate().map(|(index, image)| {
-            let preprocessor = Arc::clone(&self.preprocessor);
-            let slots = Arc::clone(&self.preprocess_slots);
-            async move {
-                // The semaphore is never closed, so acquiring cannot fail.
-                let slot = slots.acquire_owned().await.ok();
-                tokio::task::spawn_blocking(move || {
-                    let _slot = slot;
-                    let bytes = image.into_bytes().map_err(|source| ScoreError::Base64 { index, source })?;
-                    preprocessor.preprocess(&bytes).map_err(|source| ScoreError::Image { index, source })
-                })
-                .await
-            }
-        });
-        futures_util::future::join_all(tasks)
-            .await
-            .into_iter()
-            .enumerate()
-            .map(|(index, joined)| {
-                joined.unwrap_or_else(|panic| {
-                    // A decoder that panics on hostile input fails that image, not the server.
-                    log::error!("image decoder panicked on image {index}: {panic}");
-                    Err(ScoreError::Image {
-                        index,
-                        source: ImageError::Corrupt {
-                            format: "image".to_owned(),
-                            reason: "the decoder could not read it".to_owned(),
-                        },
-                    })
-                })
+    /// One image: a sample slot, decoding on the blocking pool, the model. The slot is held until
+    /// the model has answered, so decoded samples never pile up beyond the slots; holding one never
+    /// waits for another, so requests of any size cannot deadlock each other.
+    async fn score_one(
+        &self,
+        admission: &Admission,
+        index: usize,
+        image: EncodedImage,
+        deadline: Instant,
+    ) -> Result<Scored, ScoreError> {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _slot = Arc::clone(&self.sample_slots).acquire_owned().await.ok();
+        let sample = self.preprocess(index, image).await?;
+        let mut scored = self.batcher.run(admission, vec![sample], deadline).await.map_err(|error| match error {
+            BatchError::Expired => ScoreError::Timeout,
+            other => ScoreError::Inference(other),
+        })?;
+        scored.pop().ok_or(ScoreError::Inference(BatchError::Stopped))
+    }
+
+    /// Decodes and preprocesses one image on the blocking pool, at most `preprocess_threads` at once.
+    async fn preprocess(&self, index: usize, image: EncodedImage) -> Result<Vec<f32>, ScoreError> {
+        let preprocessor = Arc::clone(&self.preprocessor);
+        // The semaphore is never closed, so acquiring cannot fail.
+        let slot = Arc::clone(&self.preprocess_slots).acquire_owned().await.ok();
+        let decoded = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let bytes = image.into_bytes().map_err(|source| ScoreError::Base64 { index, source })?;
+            preprocessor.preprocess(&bytes).map_err(|source| ScoreError::Image { index, source })
+        })
+        .await;
+        decoded.unwrap_or_else(|panic| {
+            // A decoder that panics on hostile input fails that image, not the server.
+            log::error!("image decoder panicked on image {index}: {panic}");
+            Err(ScoreError::Image {
+                index,
+                source: ImageError::Corrupt {
+                    format: "image".to_owned(),
+                    reason: "the decoder could not read it".to_owned(),
+                },
             })
-            .collect()
+        })
     }
 }
 
 /// Enough decoded samples for two full batches per session (one running, one ready) plus one
-/// being decoded per preprocessing thread; never fewer than one request's worth of images.
+/// being decoded per preprocessing thread.
 fn sample_slots(options: &ClassifierOptions, sessions: usize, max_batch_size: usize) -> usize {
-    let pipeline = 2 * max_batch_size * sessions + options.preprocess_threads.max(1);
-    pipeline.max(options.max_images_per_request)
+    2 * max_batch_size * sessions + options.preprocess_threads.max(1)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ const EXIT_BAD_SETTINGS: u8 = 2;
 const EXIT_START_FAILED: u8 = 3;
 
 fn main() -> ExitCode {
+    scorer::model::runtime::opt_out_of_telemetry();
     scorer::memory::keep_large_buffers_out_of_the_heap();
     let cli = Cli::parse();
     let settings = match Settings::load(&cli.overrides()) {

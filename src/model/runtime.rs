@@ -61,6 +61,22 @@ fn candidate_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// The variable that turns ONNX Runtime's POSIX telemetry off entirely, read when the library
+/// initialises: with it no device id, offline event cache or uploader is created (ONNX Runtime
+/// 1.31 otherwise writes ~/.cache/Microsoft/DeveloperTools/.onnxruntime and queues a
+/// `ProcessInfo` event even when the environment then disables telemetry events).
+pub const TELEMETRY_OPT_OUT_ENV: &str = "ORT_DISABLE_TELEMETRY";
+
+/// Opts this process out of ONNX Runtime's telemetry unless the operator set the variable
+/// themselves. Call first thing in `main`, before any thread starts.
+pub fn opt_out_of_telemetry() {
+    if std::env::var_os(TELEMETRY_OPT_OUT_ENV).is_none() {
+        // SAFETY: called at the top of main, while the process has a single thread, so nothing
+        // reads the environment concurrently.
+        unsafe { std::env::set_var(TELEMETRY_OPT_OUT_ENV, "1") };
+    }
+}
+
 /// The ONNX Runtime environment from the library `locate_library` finds (honouring
 /// `ORT_DYLIB_PATH`), and the library's path for the start-up log.
 pub fn init() -> Result<(Environment, PathBuf), RuntimeError> {
@@ -73,7 +89,9 @@ pub fn init() -> Result<(Environment, PathBuf), RuntimeError> {
 pub fn init_environment(library: &Path) -> Result<Environment, RuntimeError> {
     let builder =
         ort::init_from(library).map_err(|source| RuntimeError::Load { path: library.to_path_buf(), source })?;
-    Ok(builder.with_name("scorer").build()?)
+    // Telemetry events off for this environment too (`opt_out_of_telemetry` stops the rest): a
+    // scoring server in a locked-down network must not phone home, and nothing here needs it.
+    Ok(builder.with_name("scorer").with_telemetry(false).build()?)
 }
 
 #[cfg(test)]

@@ -107,3 +107,22 @@ async fn error_bodies_carry_no_paths_or_internals() {
         }
     }
 }
+
+/// ONNX Runtime 1.31's POSIX telemetry writes a device id and an event queue for upload under
+/// ~/.cache/Microsoft unless opted out; the server opts out before the library loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onnx_runtime_telemetry_stays_off() {
+    let telemetry_dir = |home: &TempDir| home.path().join(".cache/Microsoft/DeveloperTools/.onnxruntime");
+
+    let home = TempDir::new("telemetry-off");
+    let app = Launch::new().env("HOME", home.path().display()).spawn().await;
+    assert_eq!(app.classify(mri("Te-no_0022.jpg")).await["predictions"][0]["label"], "notumor");
+    drop(app);
+    assert!(!telemetry_dir(&home).exists(), "ONNX Runtime wrote its telemetry files");
+
+    // The check can fail: with the opt-out explicitly withdrawn, the library writes them.
+    let opted_in = TempDir::new("telemetry-on");
+    let app = Launch::new().env("HOME", opted_in.path().display()).env("ORT_DISABLE_TELEMETRY", "0").spawn().await;
+    drop(app);
+    assert!(telemetry_dir(&opted_in).join("deviceid").is_file(), "the library's telemetry files were expected here");
+}

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # The benchmark: one run that measures the server against the in-process ONNX Runtime ceiling and
-# against Azure's Python inference server, on the VGG16 model and on a cheap model, and prints
+# against Azure's Python inference server, on the VGG16 model, its INT8 copy and a cheap model, and prints
 # the ratios (scripts/bench.py). Installs what it needs on first use:
 #   oha (HTTP load generator, crates.io) into .cache/tools,
 #   azureml-inference-server-http + onnxruntime + Pillow (PyPI) into .cache/bench-venv.
-# Takes about 20 minutes with the default 12 s per load point. Run it on an otherwise idle machine.
+# Takes about 25 minutes with the default 12 s per load point. Run it on an otherwise idle machine.
 set -euo pipefail
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   cat <<'EOF'
-Usage: scripts/bench.sh [--seconds N] [--models vgg16,squeezenet]
+Usage: scripts/bench.sh [--seconds N] [--models vgg16,vgg16-int8,squeezenet]
 
   --seconds N   duration of each load point (default 12; env BENCH_SECONDS)
-  --models      which models to run (default both)
+  --models      which models to run (default all three)
 EOF
   exit 0
 fi

@@ -37,6 +37,10 @@ pub struct EvaluateArgs {
     /// when set.
     #[arg(long, value_name = "NAME", default_value = "SCORING_KEY")]
     pub key_env: String,
+    /// With --url: the Azure ML deployment to score with (sent as `azureml-model-deployment`),
+    /// whatever the endpoint's traffic split; e.g. int8 beside blue.
+    #[arg(long, value_name = "NAME")]
+    pub deployment: Option<String>,
     /// With --url: send each image as raw bytes or as JSON with base64.
     #[arg(long, value_enum, default_value_t = SendAs::Raw)]
     pub send_as: SendAs,
@@ -96,7 +100,7 @@ pub fn run(settings: &Settings, args: &EvaluateArgs) -> Result<bool, EvaluateErr
     let environment = if needs_onnx_runtime { Some(runtime::init()?.0) } else { None };
 
     let primary = match (&args.url, &environment) {
-        (Some(url), _) => Source::remote(url, api_key(&args.key_env), args.send_as)?,
+        (Some(url), _) => Source::remote(url, api_key(&args.key_env), args.send_as, args.deployment.as_deref())?,
         (None, Some(environment)) => Source::local(environment, &settings.model_folder(), settings)?,
         (None, None) => return Err(EvaluateError::Usage("no model to evaluate".to_owned())),
     };
@@ -125,6 +129,9 @@ fn thresholds(args: &EvaluateArgs) -> Result<Thresholds, EvaluateError> {
         if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
             return Err(EvaluateError::Usage(format!("{flag} must be between 0 and 1")));
         }
+    }
+    if args.deployment.is_some() && args.url.is_none() {
+        return Err(EvaluateError::Usage("--deployment needs --url".to_owned()));
     }
     if args.min_agreement.is_some() && args.compare_model_dir.is_none() {
         return Err(EvaluateError::Usage("--min-agreement needs --compare-model-dir".to_owned()));

@@ -75,12 +75,23 @@ impl Source {
         Ok(Self::Local { classifier: Box::new(classifier), info })
     }
 
-    pub fn remote(url: &str, key: Option<Secret>, send_as: SendAs) -> Result<Self, SourceError> {
+    /// A scoring URL; `deployment` routes each request to one deployment of an Azure ML endpoint.
+    pub fn remote(
+        url: &str,
+        key: Option<Secret>,
+        send_as: SendAs,
+        deployment: Option<&str>,
+    ) -> Result<Self, SourceError> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(SourceError::BadUrl(url.to_owned()));
         }
-        let info = SourceInfo { kind: "http", location: url.to_owned(), name: None, version: None };
-        Ok(Self::Remote { endpoint: Arc::new(Endpoint::new(url, key, send_as)), info })
+        let location = match deployment {
+            Some(deployment) => format!("{url} (deployment {deployment})"),
+            None => url.to_owned(),
+        };
+        let info = SourceInfo { kind: "http", location, name: None, version: None };
+        let endpoint = Endpoint::new(url, key, send_as, deployment.map(str::to_owned));
+        Ok(Self::Remote { endpoint: Arc::new(endpoint), info })
     }
 
     /// The model's labels in output order, when known before scoring (in-process models).
@@ -141,6 +152,7 @@ pub struct Endpoint {
     url: String,
     key: Option<Secret>,
     send_as: SendAs,
+    deployment: Option<String>,
 }
 
 /// The parts of the server's answer the evaluation reads (`/score`'s response).
@@ -162,7 +174,7 @@ pub struct ModelSummary {
 }
 
 impl Endpoint {
-    fn new(url: &str, key: Option<Secret>, send_as: SendAs) -> Self {
+    fn new(url: &str, key: Option<Secret>, send_as: SendAs, deployment: Option<String>) -> Self {
         // The platform's trust store, not a bundled one: what a corporate proxy's CA is added to.
         let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -171,7 +183,7 @@ impl Endpoint {
             .tls_config(tls)
             .build()
             .into();
-        Self { agent, url: url.to_owned(), key, send_as }
+        Self { agent, url: url.to_owned(), key, send_as, deployment }
     }
 
     fn score(&self, image: &[u8]) -> Result<(Scores, Option<ModelSummary>), String> {
@@ -185,6 +197,10 @@ impl Endpoint {
         let mut request = self.agent.post(&self.url).header("Content-Type", content_type);
         if let Some(key) = &self.key {
             request = request.header("Authorization", format!("Bearer {}", key.expose()));
+        }
+        if let Some(deployment) = &self.deployment {
+            // Azure ML's header for sending a request to one deployment, whatever the traffic split.
+            request = request.header("azureml-model-deployment", deployment);
         }
         let mut response = request.send(&body[..]).map_err(|e| format!("request failed: {e}"))?;
         let status = response.status();

@@ -218,3 +218,94 @@ async fn an_empty_folder_or_a_bad_threshold_is_refused_with_a_message() {
     assert_eq!(run.code, Some(2), "{run}");
     assert!(run.stderr.contains("none of the labels in the folder (cat)"), "{run}");
 }
+
+/// A stand-in for an Azure ML endpoint that records what it is sent: the first request gets
+/// Azure's 424 (the container answered 503), the others a prediction.
+fn fake_endpoint(requests: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/score", listener.local_addr().unwrap());
+    let recorder = std::thread::spawn(move || {
+        let mut heads = Vec::new();
+        for (n, stream) in listener.incoming().take(requests).enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                head.push_str(&line.to_ascii_lowercase());
+            }
+            let length: usize =
+                head.lines().find_map(|l| l.strip_prefix("content-length: ")).map_or(0, |v| v.trim().parse().unwrap());
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let (status, extra, body) = if n == 0 {
+                (
+                    "424 Failed Dependency",
+                    "ms-azureml-model-error-statuscode: 503\r\n",
+                    r#"{"message":"queue full"}"#.to_owned(),
+                )
+            } else {
+                let prediction = r#"{"label":"glioma","confidence":0.9,"probabilities":{"glioma":0.9,"notumor":0.1}}"#;
+                (
+                    "200 OK",
+                    "",
+                    format!(r#"{{"predictions":[{prediction}],"model":{{"name":"remote-model","version":"7"}}}}"#),
+                )
+            };
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            heads.push(head);
+        }
+        heads
+    });
+    (url, recorder)
+}
+
+#[tokio::test]
+async fn over_http_the_deployment_header_and_key_are_sent_and_azure_errors_are_named() {
+    let data = TempDir::new("evaluate-remote");
+    for name in ["a.jpg", "b.jpg", "c.jpg"] {
+        std::fs::write(data.path().join(name), mri("Te-gl_0011.jpg")).unwrap();
+    }
+    std::fs::write(data.path().join("labels.csv"), "a.jpg,glioma\nb.jpg,glioma\nc.jpg,notumor\n").unwrap();
+    let (url, recorder) = fake_endpoint(3);
+    let out = TempDir::new("evaluate-remote-out");
+    let run = evaluate_with_env(
+        &[
+            &data.path().display().to_string(),
+            "--url",
+            &url,
+            "--deployment",
+            "int8",
+            "--concurrency",
+            "1",
+            "--out",
+            &out.path().display().to_string(),
+        ],
+        &[("SCORING_KEY", "endpoint-key")],
+    );
+    assert_eq!(run.code, Some(0), "no gate was asked for: {run}");
+    let heads = recorder.join().unwrap();
+    assert_eq!(heads.len(), 3);
+    for head in &heads {
+        assert!(head.contains("azureml-model-deployment: int8\r\n"), "{head}");
+        assert!(head.contains("authorization: bearer endpoint-key\r\n"), "{head}");
+        assert!(head.contains("content-type: application/octet-stream\r\n"), "{head}");
+    }
+    assert!(run.stdout.contains("HTTP 424 (the model server answered 503): queue full"), "{run}");
+    let report = read_report(out.path());
+    assert_eq!(report["model"]["source"]["name"], "remote-model");
+    assert_eq!(report["model"]["source"]["version"], "7");
+    assert_eq!(report["model"]["failed"], 1);
+    assert_eq!(report["model"]["metrics"]["scored"], 2);
+    assert!(!run.stdout.contains("endpoint-key") && !run.stderr.contains("endpoint-key"), "the key is never printed");
+}

@@ -88,7 +88,11 @@ async fn ten_times_the_sustainable_load_gets_fast_503s_and_the_admitted_requests
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_with_64_requests_in_flight_answers_every_one_and_exits_zero() {
-    let mut app = Launch::new().env("SCORER_SHUTDOWN_DRAIN_MS", 1000).spawn().await;
+    // 64 VGG16 images take 6 s on a fast 2-core machine and over 20 s on a slow or busy one: the
+    // grace period is set far beyond that, so the test checks that every admitted request is
+    // answered and that the process then exits at once, not how fast this machine is.
+    let mut app =
+        Launch::new().env("SCORER_SHUTDOWN_DRAIN_MS", 1000).env("SCORER_SHUTDOWN_TIMEOUT_SECS", 120).spawn().await;
     let tasks: Vec<_> = (0..64)
         .map(|_| {
             let request = app.score_request().header("content-type", "image/jpeg").body(mri("Te-me_0019.jpg"));
@@ -109,10 +113,12 @@ async fn sigterm_with_64_requests_in_flight_answers_every_one_and_exits_zero() {
     for task in tasks {
         assert_eq!(task.await.unwrap(), 200, "an accepted request was lost");
     }
-    let status = app.wait_exit(Duration::from_secs(60)).await;
+    let answered = Instant::now();
+    let status = app.wait_exit(Duration::from_secs(150)).await;
     assert_eq!(status.code(), Some(0));
-    // The drain (1 s) plus the grace period (25 s) bounds the exit.
-    assert!(signalled.elapsed() < Duration::from_secs(27), "exit took {:?}", signalled.elapsed());
+    // With nothing left in flight the server does not sit out its grace period.
+    assert!(answered.elapsed() < Duration::from_secs(10), "exit {:?} after the last answer", answered.elapsed());
+    assert!(signalled.elapsed() < Duration::from_secs(121), "exit took {:?}", signalled.elapsed());
 }
 
 #[tokio::test]

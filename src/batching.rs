@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
+use crate::error_code::Code;
 use crate::metrics::Metrics;
 use crate::model::engine::{EngineError, InferenceEngine};
 
@@ -45,6 +46,15 @@ pub enum BatchError {
     Engine(#[from] EngineError),
     #[error("the inference worker has stopped")]
     Stopped,
+}
+
+impl BatchError {
+    pub fn code(&self) -> Code {
+        match self {
+            BatchError::Expired => Code::Timeout,
+            BatchError::Engine(_) | BatchError::Stopped => Code::InferenceFailed,
+        }
+    }
 }
 
 /// Proof that a request was admitted; holds its share of the queue until dropped.

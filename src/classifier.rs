@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::batching::{Admission, BatchConfig, BatchError, Batcher, Scored};
+use crate::error_code::Code;
 use crate::input::{Base64Error, EncodedImage};
 use crate::metrics::Metrics;
 use crate::model::engine::{EngineError, InferenceEngine};
@@ -55,6 +56,20 @@ pub enum ScoreError {
     Timeout,
     #[error("inference failed")]
     Inference(#[source] BatchError),
+}
+
+impl ScoreError {
+    pub fn code(&self) -> Code {
+        match self {
+            ScoreError::NoImages => Code::NoImage,
+            ScoreError::TooManyImages { .. } => Code::TooManyImages,
+            ScoreError::Base64 { .. } => Code::InvalidBase64,
+            ScoreError::Image { source, .. } => source.code(),
+            ScoreError::Overloaded => Code::Overloaded,
+            ScoreError::Timeout => Code::Timeout,
+            ScoreError::Inference(source) => source.code(),
+        }
+    }
 }
 
 /// Predictions for the images of one request, in request order.
@@ -293,7 +308,7 @@ mod tests {
         let labels: Vec<&str> = classification.predictions.iter().map(|p| p.label.as_str()).collect();
         assert_eq!(labels, ["red", "blue", "green"]);
         // Logits went through a softmax: the three probabilities sum to one.
-        let sum: f32 = classification.predictions[0].probabilities.0.iter().map(|(_, p)| p).sum();
+        let sum: f32 = classification.predictions[0].probabilities.iter().map(|(_, p)| p).sum();
         assert!((sum - 1.0).abs() < 1e-5, "{sum}");
     }
 

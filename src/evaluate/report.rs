@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::dataset::{Dataset, Item, LabelSource, Problem};
 use super::metrics::{self, Agreement, Answer, Metrics};
 use super::source::{Scores, SourceInfo};
-use crate::model::postprocess::Probabilities;
+use crate::http::types::RankedProbabilities;
 
 /// One model's answers for every item, in item order, and how long they took.
 pub struct Pass {
@@ -76,7 +76,7 @@ pub struct ImageReport {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum ImageAnswer {
-    Scored { label: String, confidence: f32, probabilities: Probabilities },
+    Scored { label: String, confidence: f32, probabilities: RankedProbabilities },
     Failed { error: String },
 }
 
@@ -228,7 +228,7 @@ fn image_answer(scores: &Result<Scores, String>) -> ImageAnswer {
     match scores {
         Ok(scores) => {
             let (label, confidence) = scores.first().cloned().unwrap_or_default();
-            ImageAnswer::Scored { label, confidence, probabilities: Probabilities(scores.clone()) }
+            ImageAnswer::Scored { label, confidence, probabilities: RankedProbabilities(scores.clone()) }
         }
         Err(error) => ImageAnswer::Failed { error: error.clone() },
     }

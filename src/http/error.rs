@@ -1,29 +1,17 @@
-//! Every error the API answers, with its status and stable code in one table. Bodies take the
-//! shape of Azure's Python inference server, `{"message": "..."}`, plus a machine-readable
-//! `"code"`. Client errors say what was wrong; server errors stay opaque (the cause is logged).
+//! Every error the Azure-contract API answers. Each reports a [`Code`] (status and stable name,
+//! `crate::error_code`); bodies take the shape of Azure's Python inference server,
+//! `{"message": "..."}`, plus the code. Client errors say what was wrong; server faults stay
+//! opaque (the cause is logged).
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
-use utoipa::ToSchema;
 
-use crate::batching::BatchError;
+use super::types::ErrorBody;
 use crate::classifier::ScoreError;
-use crate::model::preprocess::ImageError;
+use crate::error_code::Code;
 
 /// Seconds a client is asked to wait after a 503.
 pub const RETRY_AFTER_SECS: u64 = 1;
-
-/// The JSON body of every error response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong, for people.
-    #[schema(example = "image 0: not an image in a supported format (JPEG, PNG, GIF, BMP, TIFF, WebP)")]
-    pub message: String,
-    /// What went wrong, for programs; stable across versions.
-    #[schema(example = "invalid_image")]
-    pub code: &'static str,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -59,46 +47,33 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The status table.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
-        use ScoreError as S;
+    /// The code this error answers with; the domain's errors report their own.
+    pub fn code(&self) -> Code {
         match self {
-            ApiError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
-            ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
-            ApiError::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-            ApiError::BodyRead(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
-            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
-            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-            ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
-            ApiError::InvalidMultipart(_) => (StatusCode::BAD_REQUEST, "invalid_multipart"),
-            ApiError::RequestIdTooLong(_) => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request_id_too_long"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::Score(S::NoImages) => (StatusCode::BAD_REQUEST, "no_image"),
-            ApiError::Score(S::TooManyImages { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_images"),
-            ApiError::Score(S::Base64 { .. }) => (StatusCode::BAD_REQUEST, "invalid_base64"),
-            ApiError::Score(S::Image { source: ImageError::TooLarge { .. }, .. }) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "image_too_large")
-            }
-            ApiError::Score(S::Image { source: ImageError::UnknownFormat, .. }) => {
-                (StatusCode::BAD_REQUEST, "unsupported_image_format")
-            }
-            ApiError::Score(S::Image { .. }) => (StatusCode::BAD_REQUEST, "invalid_image"),
-            ApiError::Score(S::Overloaded) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
-            ApiError::Score(S::Timeout) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-            ApiError::Score(S::Inference(BatchError::Expired)) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-            ApiError::Score(S::Inference(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed"),
+            ApiError::NotReady => Code::NotReady,
+            ApiError::ShuttingDown => Code::ShuttingDown,
+            ApiError::BodyTooLarge { .. } => Code::BodyTooLarge,
+            ApiError::BodyRead(_) => Code::InvalidBody,
+            ApiError::BodyTimeout => Code::BodyTimeout,
+            ApiError::UnsupportedMediaType(_) => Code::UnsupportedMediaType,
+            ApiError::InvalidJson(_) => Code::InvalidJson,
+            ApiError::InvalidMultipart(_) => Code::InvalidMultipart,
+            ApiError::RequestIdTooLong(_) => Code::RequestIdTooLong,
+            ApiError::Unauthorized => Code::Unauthorized,
+            ApiError::NotFound => Code::NotFound,
+            ApiError::MethodNotAllowed => Code::MethodNotAllowed,
+            ApiError::Score(error) => error.code(),
         }
     }
 
-    /// The message sent to the client: the error itself for 4xx, a pointer to the log for 5xx.
+    pub fn status(&self) -> StatusCode {
+        // Every status in the table is a valid one (error_code's tests).
+        StatusCode::from_u16(self.code().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The message sent to the client: the error itself, or for a server fault a pointer to the log.
     pub fn public_message(&self) -> String {
-        let (status, _) = self.status_and_code();
-        if status.is_server_error()
-            && status != StatusCode::SERVICE_UNAVAILABLE
-            && status != StatusCode::GATEWAY_TIMEOUT
-        {
+        if self.code().is_opaque() {
             "inference failed; the server log has the details".to_owned()
         } else {
             self.to_string()
@@ -120,11 +95,11 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status_and_code().0
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (status, code) = self.status_and_code();
+        let status = self.status();
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
@@ -132,13 +107,14 @@ impl ResponseError for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response.json(ErrorBody { message: self.public_message(), code })
+        response.json(ErrorBody { message: self.public_message(), code: self.code() })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batching::BatchError;
     use crate::model::engine::EngineError;
 
     #[test]
@@ -146,7 +122,7 @@ mod tests {
         let error = ApiError::Score(ScoreError::Inference(BatchError::Engine(EngineError::Run(
             "/secret/path/model.onnx: shape mismatch".to_owned(),
         ))));
-        assert_eq!(error.status_and_code(), (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed"));
+        assert_eq!((error.status(), error.code()), (StatusCode::INTERNAL_SERVER_ERROR, Code::InferenceFailed));
         assert!(!error.public_message().contains("/secret"));
         assert!(error.detail().contains("/secret/path/model.onnx"), "{}", error.detail());
     }
@@ -156,5 +132,18 @@ mod tests {
         let response = ApiError::Score(ScoreError::Overloaded).error_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
+    }
+
+    #[test]
+    fn a_deadline_passed_in_the_queue_is_a_timeout() {
+        let error = ApiError::Score(ScoreError::Inference(BatchError::Expired));
+        assert_eq!((error.status(), error.code()), (StatusCode::GATEWAY_TIMEOUT, Code::Timeout));
+    }
+
+    #[test]
+    fn every_status_in_the_table_is_valid() {
+        for code in Code::ALL {
+            assert!(StatusCode::from_u16(code.status()).is_ok(), "{code}");
+        }
     }
 }

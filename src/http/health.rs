@@ -3,25 +3,10 @@
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
-use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
-use super::score::ModelSummary;
+use super::error::ApiError;
+use super::types::{ErrorBody, Liveness, ModelSummary, Readiness};
 use crate::state::{ServerState, Unready};
-
-#[derive(Serialize, ToSchema)]
-pub struct Liveness {
-    #[schema(example = "alive")]
-    pub status: &'static str,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Readiness {
-    #[schema(example = "ready")]
-    pub status: &'static str,
-    pub model: ModelSummary,
-}
 
 /// Liveness, answered as Azure's Python inference server answers it.
 #[utoipa::path(get, path = "/", tag = "probes",

@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod payload;
 pub mod request_id;
 mod score;
+pub mod types;
 
 use actix_cors::Cors;
 use actix_web::http::{Method, header};

@@ -14,7 +14,7 @@ use actix_web::web;
 
 use super::error::ApiError;
 use super::request_id::RequestIds;
-use crate::classifier::ScoreError;
+use crate::error_code::Code;
 use crate::state::ServerState;
 
 /// Left in the response's extensions by the scoring handler for the access log.
@@ -53,7 +53,7 @@ pub async fn observe(
     let error = response.response().error();
     let api_error = error.and_then(|e| e.as_error::<ApiError>());
     let mut refusals = String::new();
-    if matches!(api_error, Some(ApiError::Score(ScoreError::Overloaded))) {
+    if api_error.map(ApiError::code) == Some(Code::Overloaded) {
         // Under overload every request beyond the queue is refused, thousands a second: a line
         // for each would cost the workers' time and flood the log store. /metrics counts them all.
         match REFUSALS.record(PROCESS_START.elapsed().as_secs()) {

@@ -6,8 +6,11 @@ use std::sync::LazyLock;
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{error, health, metrics, payload, score};
-use crate::model::postprocess;
+use super::types::{
+    ErrorBody, Liveness, ModelSummary, MultipartUpload, Prediction, Readiness, ScoreRequest, ScoreResponse,
+};
+use super::{health, metrics, score};
+use crate::error_code::Code;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,14 +20,15 @@ use crate::model::postprocess;
     ),
     paths(health::root, health::liveness, health::readiness, score::score, metrics::metrics, swagger),
     components(schemas(
-        payload::ScoreRequest,
-        payload::MultipartUpload,
-        score::ScoreResponse,
-        score::ModelSummary,
-        postprocess::Prediction,
-        health::Liveness,
-        health::Readiness,
-        error::ErrorBody
+        ScoreRequest,
+        MultipartUpload,
+        ScoreResponse,
+        ModelSummary,
+        Prediction,
+        Liveness,
+        Readiness,
+        ErrorBody,
+        Code
     ))
 )]
 pub struct ApiDoc;
@@ -34,6 +38,11 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc.to_json().unwrap_or_default()
 });
+
+/// The document as served.
+pub fn document() -> String {
+    DOCUMENT.clone()
+}
 
 /// This document.
 #[utoipa::path(get, path = "/swagger.json", tag = "operations",

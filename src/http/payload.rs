@@ -6,28 +6,17 @@ use actix_web::web;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
-use utoipa::ToSchema;
 
 use super::error::ApiError;
 use crate::input::EncodedImage;
 
-/// The JSON request body: one image or several, base64-encoded (a `data:` URL prefix is allowed).
-#[derive(Debug, Deserialize, ToSchema)]
+/// The JSON request body as parsed (`types::ScoreRequest` documents it): both fields optional
+/// here, so that a body with neither or both gets a message saying so.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ScoreRequest {
-    /// One image file (JPEG, PNG, ...), base64-encoded.
-    #[schema(example = "/9j/4AAQSkZJRgABAQAAAQABAAD...")]
-    pub image: Option<String>,
-    /// Several image files, base64-encoded; predictions come back in the same order.
-    pub images: Option<Vec<String>>,
-}
-
-/// A multipart upload: one or more file parts, any field names.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct MultipartUpload {
-    #[schema(value_type = Vec<String>, format = Binary)]
-    pub file: Vec<u8>,
+struct ScoreBody {
+    image: Option<String>,
+    images: Option<Vec<String>>,
 }
 
 /// JSON bodies up to this size are parsed on the async worker itself.
@@ -90,7 +79,7 @@ pub async fn extract_images(headers: &HeaderMap, body: Bytes) -> Result<Vec<Enco
 }
 
 pub fn parse_json(body: &[u8]) -> Result<Vec<EncodedImage>, ApiError> {
-    let request: ScoreRequest = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let request: ScoreBody = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     match (request.image, request.images) {
         (Some(image), None) => Ok(vec![EncodedImage::Base64(image)]),
         (None, Some(images)) => Ok(images.into_iter().map(EncodedImage::Base64).collect()),

@@ -3,14 +3,11 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
-use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::observe::ScoreSummary;
-use super::payload::{MultipartUpload, ScoreRequest, extract_images, read_body};
-use crate::model::postprocess::Prediction;
-use crate::model::spec::ModelConfig;
+use super::payload::{extract_images, read_body};
+use super::types::{ErrorBody, ModelSummary, MultipartUpload, Prediction, ScoreRequest, ScoreResponse};
 use crate::state::ServerState;
 
 /// Azure's header for the time spent scoring, in milliseconds.
@@ -21,28 +18,6 @@ pub const EXEC_TIME_HEADER: &str = "x-ms-run-fn-exec-ms";
 pub struct RequestLimits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ScoreResponse {
-    /// One prediction per image, in request order.
-    pub predictions: Vec<Prediction>,
-    pub model: ModelSummary,
-}
-
-/// Which model answered.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ModelSummary {
-    #[schema(example = "brain-tumor-vgg16")]
-    pub name: String,
-    #[schema(example = "0.1.1")]
-    pub version: Option<String>,
-}
-
-impl ModelSummary {
-    pub fn of(config: &ModelConfig) -> Self {
-        Self { name: config.name.clone(), version: config.version.clone() }
-    }
 }
 
 /// Classifies one or more images.
@@ -83,9 +58,11 @@ pub async fn score(
     let classification = classifier.classify(images, deadline).await?;
     let exec_ms = scoring_started.elapsed().as_secs_f64() * 1000.0;
 
-    let mut response = HttpResponse::Ok()
-        .insert_header((EXEC_TIME_HEADER, format!("{exec_ms:.3}")))
-        .json(ScoreResponse { predictions: classification.predictions, model: ModelSummary::of(classifier.config()) });
+    let mut response =
+        HttpResponse::Ok().insert_header((EXEC_TIME_HEADER, format!("{exec_ms:.3}"))).json(ScoreResponse {
+            predictions: classification.predictions.into_iter().map(Prediction::from).collect(),
+            model: ModelSummary::of(classifier.config()),
+        });
     response.extensions_mut().insert(ScoreSummary { images: count, batch_size: classification.batch_size });
     Ok(response)
 }

@@ -1,37 +1,17 @@
 //! Raw output rows → labelled predictions: softmax for logits, the top class, and the top-k
 //! probabilities keyed by label, highest first.
 
-use serde::{Serialize, ser::SerializeMap};
-use utoipa::ToSchema;
-
 use super::spec::OutputKind;
 
 /// The prediction for one image.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
     /// The most likely class.
-    #[schema(example = "glioma")]
     pub label: String,
     /// Its probability.
-    #[schema(example = 0.997)]
     pub confidence: f32,
-    /// Probability per class, highest first (the top k when there are many classes).
-    #[schema(value_type = std::collections::HashMap<String, f32>)]
-    pub probabilities: Probabilities,
-}
-
-/// Label → probability pairs that serialise as a JSON object in their order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Probabilities(pub Vec<(String, f32)>);
-
-impl Serialize for Probabilities {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (label, probability) in &self.0 {
-            map.serialize_entry(label, probability)?;
-        }
-        map.end()
-    }
+    /// (label, probability) per class, highest first (the top k when there are many classes).
+    pub probabilities: Vec<(String, f32)>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,9 +50,10 @@ impl Postprocessor {
         Prediction {
             label: self.labels.get(best).cloned().unwrap_or_default(),
             confidence,
-            probabilities: Probabilities(
-                ranked.into_iter().map(|(i, p)| (self.labels.get(i).cloned().unwrap_or_default(), p)).collect(),
-            ),
+            probabilities: ranked
+                .into_iter()
+                .map(|(i, p)| (self.labels.get(i).cloned().unwrap_or_default(), p))
+                .collect(),
         }
     }
 }
@@ -108,8 +89,8 @@ mod tests {
         let prediction = post.predict(&[0.1, 0.7, 0.05, 0.15]);
         assert_eq!(prediction.label, "meningioma");
         assert_eq!(prediction.confidence, 0.7);
-        let json = serde_json::to_string(&prediction.probabilities).unwrap();
-        assert_eq!(json, r#"{"meningioma":0.7,"pituitary":0.15,"glioma":0.1,"notumor":0.05}"#);
+        let ranked: Vec<(&str, f32)> = prediction.probabilities.iter().map(|(l, p)| (l.as_str(), *p)).collect();
+        assert_eq!(ranked, [("meningioma", 0.7), ("pituitary", 0.15), ("glioma", 0.1), ("notumor", 0.05)]);
     }
 
     #[test]
@@ -119,8 +100,8 @@ mod tests {
         assert_eq!(prediction.label, "b");
         let expected = 3f32.exp() / (1f32.exp() + 2f32.exp() + 3f32.exp());
         assert!((prediction.confidence - expected).abs() < 1e-6);
-        assert_eq!(prediction.probabilities.0.len(), 2);
-        assert_eq!(prediction.probabilities.0[1].0, "c");
+        assert_eq!(prediction.probabilities.len(), 2);
+        assert_eq!(prediction.probabilities[1].0, "c");
     }
 
     #[test]

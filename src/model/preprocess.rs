@@ -9,6 +9,7 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
 use super::spec::{ColorMode, InputConfig, Layout, ResizeFilter};
+use crate::error_code::Code;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum ImageError {
@@ -18,6 +19,16 @@ pub enum ImageError {
     TooLarge { width: u32, height: u32, max: u64 },
     #[error("cannot decode the {format} image: {reason}")]
     Corrupt { format: String, reason: String },
+}
+
+impl ImageError {
+    pub fn code(&self) -> Code {
+        match self {
+            ImageError::UnknownFormat => Code::UnsupportedImageFormat,
+            ImageError::TooLarge { .. } => Code::ImageTooLarge,
+            ImageError::Corrupt { .. } => Code::InvalidImage,
+        }
+    }
 }
 
 /// Turns encoded images into samples for one model.

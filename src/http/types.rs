@@ -1,0 +1,156 @@
+//! The Azure contract's wire types: what `/score` and the probes read and write, and what the
+//! OpenAPI document describes. The domain's types (`classifier`, `model`) carry no serde or
+//! schema; they are converted here.
+
+use serde::{Serialize, ser::SerializeMap};
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+
+use crate::error_code::Code;
+use crate::model::postprocess;
+use crate::model::spec::ModelConfig;
+
+/// The JSON request body: exactly one of `image` and `images`, base64-encoded (a `data:` URL
+/// prefix is allowed), and no other field. `payload.rs` parses it and names what is wrong; this
+/// type only documents it (written by hand: utoipa's derive cannot close a variant's fields).
+pub struct ScoreRequest;
+
+impl utoipa::PartialSchema for ScoreRequest {
+    fn schema() -> RefOr<Schema> {
+        let image = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("One image file (JPEG, PNG, ...), base64-encoded."))
+            .examples([serde_json::json!("/9j/4AAQSkZJRgABAQAAAQABAAD...")]);
+        let images = ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some("Several image files, base64-encoded; predictions come back in the same order."));
+        let one_field = |name: &str, schema: RefOr<Schema>| {
+            ObjectBuilder::new()
+                .property(name, schema)
+                .required(name)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .description(Some("Exactly one of `image` and `images`."))
+            .item(one_field("image", image.into()))
+            .item(one_field("images", images.into()))
+            .into()
+    }
+}
+
+impl ToSchema for ScoreRequest {}
+
+/// A multipart upload: one or more file parts, any field names.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct MultipartUpload {
+    #[schema(value_type = Vec<String>, format = Binary)]
+    pub file: Vec<u8>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScoreResponse {
+    /// One prediction per image, in request order.
+    pub predictions: Vec<Prediction>,
+    pub model: ModelSummary,
+}
+
+/// The prediction for one image.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Prediction {
+    /// The most likely class.
+    #[schema(example = "glioma")]
+    pub label: String,
+    /// Its probability.
+    #[schema(example = 0.997)]
+    pub confidence: f32,
+    /// Probability per class, highest first (the top k when there are many classes).
+    #[schema(value_type = std::collections::HashMap<String, f32>)]
+    pub probabilities: RankedProbabilities,
+}
+
+impl From<postprocess::Prediction> for Prediction {
+    fn from(prediction: postprocess::Prediction) -> Self {
+        Self {
+            label: prediction.label,
+            confidence: prediction.confidence,
+            probabilities: RankedProbabilities(prediction.probabilities),
+        }
+    }
+}
+
+/// Label → probability pairs that serialise as a JSON object in their order.
+#[derive(Debug)]
+pub struct RankedProbabilities(pub Vec<(String, f32)>);
+
+impl Serialize for RankedProbabilities {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (label, probability) in &self.0 {
+            map.serialize_entry(label, probability)?;
+        }
+        map.end()
+    }
+}
+
+/// Which model answered.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelSummary {
+    #[schema(example = "brain-tumor-vgg16")]
+    pub name: String,
+    #[schema(example = "0.1.1")]
+    pub version: Option<String>,
+}
+
+impl ModelSummary {
+    pub fn of(config: &ModelConfig) -> Self {
+        Self { name: config.name.clone(), version: config.version.clone() }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Liveness {
+    #[schema(example = "alive")]
+    pub status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    pub model: ModelSummary,
+}
+
+/// The JSON body of every error response, in the shape of Azure's Python inference server.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    #[schema(example = "image 0: not an image in a supported format (JPEG, PNG, GIF, BMP, TIFF, WebP)")]
+    pub message: String,
+    /// What went wrong, for programs; stable across versions.
+    pub code: Code,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_schema_is_one_of_image_and_images() {
+        let document: serde_json::Value = serde_json::from_str(&crate::http::openapi::document()).unwrap();
+        let schema = &document["components"]["schemas"]["ScoreRequest"];
+        let variants = schema["oneOf"].as_array().unwrap_or_else(|| panic!("not a oneOf: {schema}"));
+        let required: Vec<_> = variants.iter().map(|v| v["required"].clone()).collect();
+        assert_eq!(required, [serde_json::json!(["image"]), serde_json::json!(["images"])], "{schema}");
+        for variant in variants {
+            assert_eq!(variant["additionalProperties"], false, "{schema}");
+        }
+    }
+
+    #[test]
+    fn probabilities_serialise_in_rank_order() {
+        let probabilities = RankedProbabilities(vec![("meningioma".to_owned(), 0.7), ("glioma".to_owned(), 0.1)]);
+        assert_eq!(serde_json::to_string(&probabilities).unwrap(), r#"{"meningioma":0.7,"glioma":0.1}"#);
+    }
+}

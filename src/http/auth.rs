@@ -2,8 +2,8 @@
 //! (Azure Container Apps' external ingress authenticates nobody). Azure ML managed endpoints
 //! authenticate callers themselves; there the key is left unset.
 //!
-//! Clients send `Authorization: Bearer <key>`. The probes (`/`, `/health`, `/ready`) and CORS
-//! preflights stay open so that the platform and browsers can reach them.
+//! Clients send `Authorization: Bearer <key>`. The probes (the route table's open routes) and
+//! CORS preflights stay open so that the platform and browsers can reach them.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -13,9 +13,7 @@ use actix_web::web;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-
-/// Routes answered without a key.
-const OPEN_PATHS: &[&str] = &["/", "/health", "/ready"];
+use super::routes;
 
 /// The key requests must carry, when one is configured.
 pub struct ApiKey(Vec<u8>);
@@ -35,7 +33,7 @@ pub async fn require_api_key(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let open = OPEN_PATHS.contains(&request.path()) || request.method() == Method::OPTIONS;
+    let open = routes::is_open(request.path()) || request.method() == Method::OPTIONS;
     let key = request.app_data::<web::Data<Option<ApiKey>>>().and_then(|key| key.as_ref().as_ref());
     let allowed = match key {
         None => true,

@@ -40,8 +40,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("no route for this path")]
     NotFound,
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    #[error("method not allowed; this path serves {allow}")]
+    MethodNotAllowed { allow: String },
     #[error(transparent)]
     Score(#[from] ScoreError),
 }
@@ -61,7 +61,7 @@ impl ApiError {
             ApiError::RequestIdTooLong(_) => Code::RequestIdTooLong,
             ApiError::Unauthorized => Code::Unauthorized,
             ApiError::NotFound => Code::NotFound,
-            ApiError::MethodNotAllowed => Code::MethodNotAllowed,
+            ApiError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
             ApiError::Score(error) => error.code(),
         }
     }
@@ -106,6 +106,9 @@ impl ResponseError for ApiError {
         }
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         response.json(ErrorBody { message: self.public_message(), code: self.code() })
     }

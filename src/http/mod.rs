@@ -9,14 +9,16 @@ mod observe;
 pub mod openapi;
 pub mod payload;
 pub mod request_id;
+pub mod routes;
 mod score;
 pub mod types;
 
 use actix_cors::Cors;
 use actix_web::http::{Method, header};
 use actix_web::middleware::{Condition, from_fn};
-use actix_web::{App, web};
+use actix_web::{App, HttpResponse, web};
 use auth::ApiKey;
+use error::ApiError;
 
 pub use score::{EXEC_TIME_HEADER, RequestLimits};
 
@@ -42,22 +44,32 @@ pub fn app(
         .app_data(state)
         .app_data(limits)
         .app_data(api_key)
-        .route("/", web::get().to(health::root))
-        .route("/health", web::get().to(health::liveness))
-        .route("/ready", web::get().to(health::readiness))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/swagger.json", web::get().to(openapi::swagger))
+        .service(resource(routes::ROOT).route(web::get().to(health::root)))
+        .service(resource(routes::HEALTH).route(web::get().to(health::liveness)))
+        .service(resource(routes::READY).route(web::get().to(health::readiness)))
+        .service(resource(routes::METRICS).route(web::get().to(metrics::metrics)))
+        .service(resource(routes::SWAGGER).route(web::get().to(openapi::swagger)))
         .service(
-            web::resource("/score")
+            resource(routes::SCORE)
                 .route(web::post().to(score::score))
-                .route(web::method(Method::OPTIONS).to(score::options))
-                .default_service(web::to(score::method_not_allowed)),
+                .route(web::method(Method::OPTIONS).to(score::options)),
         )
-        .default_service(web::to(score::not_found))
+        .default_service(web::to(not_found))
         .wrap(from_fn(auth::require_api_key))
         .wrap(Condition::new(!cors_allowed_origins.is_empty(), cors(&cors_allowed_origins)))
         .wrap(from_fn(request_id::request_ids))
         .wrap(from_fn(observe::observe))
+}
+
+/// A route of the table; any method it does not serve gets a 405 with `Allow`.
+fn resource(route: routes::Route) -> actix_web::Resource {
+    web::resource(route.path).default_service(web::to(move || async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: route.allow() })
+    }))
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
 }
 
 /// Browsers on the allowed origins may call the API (CORS is off when there are none).

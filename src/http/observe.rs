@@ -14,6 +14,7 @@ use actix_web::web;
 
 use super::error::ApiError;
 use super::request_id::RequestIds;
+use super::routes;
 use crate::error_code::Code;
 use crate::state::ServerState;
 
@@ -69,7 +70,7 @@ pub async fn observe(
         log::Level::Warn
     } else if status.is_server_error() {
         log::Level::Error
-    } else if matches!(route.as_str(), "/" | "/health" | "/ready" | "/metrics") && status.is_success() {
+    } else if routes::is_quiet(&route) && status.is_success() {
         log::Level::Debug
     } else {
         log::Level::Info

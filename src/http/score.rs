@@ -71,11 +71,3 @@ pub async fn score(
 pub async fn options() -> HttpResponse {
     HttpResponse::Ok().finish()
 }
-
-pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
-}
-
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
-}

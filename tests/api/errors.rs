@@ -170,7 +170,21 @@ async fn a_request_past_its_deadline_is_504() {
 async fn unknown_routes_and_methods_answer_json() {
     let app = TestApp::spawn().await;
     assert_error(app.get("/nope").await, 404, "not_found").await;
-    assert_error(app.get("/score").await, 405, "method_not_allowed").await;
-    let put = app.client.put(app.url("/score")).body("x").send().await.unwrap();
-    assert_error(put, 405, "method_not_allowed").await;
+    // RFC 9110: a 405 lists the methods the path does serve.
+    let cases: &[(&str, &str, &str)] = &[
+        ("GET", "/score", "POST, OPTIONS"),
+        ("PUT", "/score", "POST, OPTIONS"),
+        ("TRACE", "/ready", "GET"),
+        ("POST", "/health", "GET"),
+        ("DELETE", "/", "GET"),
+        ("POST", "/metrics", "GET"),
+        ("PATCH", "/swagger.json", "GET"),
+    ];
+    for (method, path, allow) in cases {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app.client.request(method.clone(), app.url(path)).body("x").send().await.unwrap();
+        assert_eq!(response.headers().get("allow").map(|v| v.to_str().unwrap()), Some(*allow), "{method} {path}");
+        let body = assert_error(response, 405, "method_not_allowed").await;
+        assert!(body["message"].as_str().unwrap().contains(allow), "{body}");
+    }
 }

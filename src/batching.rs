@@ -57,10 +57,30 @@ impl BatchError {
     }
 }
 
+/// The front end a request came through: both share one queue and one batcher, and the batch
+/// metrics say which front ends' samples each model run held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontEnd {
+    /// Azure ML's contract, `/score` (and `scorer evaluate` in-process).
+    Score,
+    /// The Open Inference Protocol, `/v2/...`.
+    V2,
+}
+
+impl FrontEnd {
+    fn label(self) -> &'static str {
+        match self {
+            FrontEnd::Score => "score",
+            FrontEnd::V2 => "v2",
+        }
+    }
+}
+
 /// Proof that a request was admitted; holds its share of the queue until dropped.
 pub struct Admission {
     _permits: OwnedSemaphorePermit,
     images: usize,
+    front_end: FrontEnd,
     metrics: Arc<Metrics>,
 }
 
@@ -75,6 +95,7 @@ const RELEASE_MEMORY_WHEN_IDLE: Duration = Duration::from_secs(1);
 
 struct Job {
     sample: Vec<f32>,
+    front_end: FrontEnd,
     enqueued: Instant,
     deadline: Instant,
     reply: oneshot::Sender<Result<Scored, BatchError>>,
@@ -105,25 +126,25 @@ impl Batcher {
     }
 
     /// Reserves room for `images` samples, or `None` when the queue is full.
-    pub fn try_admit(&self, images: usize) -> Option<Admission> {
+    pub fn try_admit(&self, images: usize, front_end: FrontEnd) -> Option<Admission> {
         let permits = u32::try_from(images).ok()?;
         let permit = Arc::clone(&self.permits).try_acquire_many_owned(permits).ok()?;
         self.metrics.images_in_flight.add(images as i64);
-        Some(Admission { _permits: permit, images, metrics: Arc::clone(&self.metrics) })
+        Some(Admission { _permits: permit, images, front_end, metrics: Arc::clone(&self.metrics) })
     }
 
     /// Runs the samples through the model, batched with whatever else is queued, and returns
     /// their scores in order. Gives up at `deadline`.
     pub async fn run(
         &self,
-        _admission: &Admission,
+        admission: &Admission,
         samples: Vec<Vec<f32>>,
         deadline: Instant,
     ) -> Result<Vec<Scored>, BatchError> {
         let mut replies = Vec::with_capacity(samples.len());
         for sample in samples {
             let (reply, receiver) = oneshot::channel();
-            let job = Job { sample, enqueued: Instant::now(), deadline, reply };
+            let job = Job { sample, front_end: admission.front_end, enqueued: Instant::now(), deadline, reply };
             self.sender.send(job).map_err(|_| BatchError::Stopped)?;
             self.metrics.queue_depth.inc();
             replies.push(receiver);
@@ -239,6 +260,9 @@ impl<E: InferenceEngine> Worker<E> {
             .unwrap_or_else(|_| Err(EngineError::Run("the inference engine panicked".to_owned())));
         self.metrics.inference_duration.observe(started.elapsed().as_secs_f64());
         self.metrics.batch_size.observe(n as f64);
+        let first = jobs.first().map_or(FrontEnd::Score, |job| job.front_end);
+        let front_ends = if jobs.iter().all(|job| job.front_end == first) { first.label() } else { "mixed" };
+        self.metrics.batches.with_label_values(&[front_ends]).inc();
 
         match outcome {
             Ok(scores) => {
@@ -318,7 +342,7 @@ mod tests {
             .map(|i| {
                 let batcher = Arc::clone(&batcher);
                 tokio::spawn(async move {
-                    let admission = batcher.try_admit(1).unwrap();
+                    let admission = batcher.try_admit(1, FrontEnd::Score).unwrap();
                     let scored = batcher.run(&admission, vec![vec![i as f32, 0.5]], far()).await.unwrap();
                     (i, scored[0].scores.clone())
                 })
@@ -337,7 +361,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_with_several_samples_gets_them_back_in_order() {
         let (batcher, _) = batcher(2, 8, 0);
-        let admission = batcher.try_admit(5).unwrap();
+        let admission = batcher.try_admit(5, FrontEnd::Score).unwrap();
         let samples = (0..5).map(|i| vec![i as f32 * 10.0]).collect();
         let scored = batcher.run(&admission, samples, far()).await.unwrap();
         let firsts: Vec<f32> = scored.iter().map(|s| s.scores[0]).collect();
@@ -347,12 +371,12 @@ mod tests {
     #[tokio::test]
     async fn admission_is_refused_when_the_queue_is_full_and_restored_on_drop() {
         let (batcher, _) = batcher(4, 3, 0);
-        let first = batcher.try_admit(2).unwrap();
-        assert!(batcher.try_admit(2).is_none());
-        let second = batcher.try_admit(1).unwrap();
-        assert!(batcher.try_admit(1).is_none());
+        let first = batcher.try_admit(2, FrontEnd::Score).unwrap();
+        assert!(batcher.try_admit(2, FrontEnd::Score).is_none());
+        let second = batcher.try_admit(1, FrontEnd::Score).unwrap();
+        assert!(batcher.try_admit(1, FrontEnd::Score).is_none());
         drop(first);
-        assert!(batcher.try_admit(2).is_some());
+        assert!(batcher.try_admit(2, FrontEnd::Score).is_some());
         drop(second);
     }
 
@@ -363,12 +387,12 @@ mod tests {
         let slow = {
             let batcher = Arc::clone(&batcher);
             tokio::spawn(async move {
-                let admission = batcher.try_admit(1).unwrap();
+                let admission = batcher.try_admit(1, FrontEnd::Score).unwrap();
                 batcher.run(&admission, vec![vec![1.0]], far()).await
             })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let admission = batcher.try_admit(1).unwrap();
+        let admission = batcher.try_admit(1, FrontEnd::Score).unwrap();
         let result = batcher.run(&admission, vec![vec![2.0]], Instant::now() + Duration::from_millis(100)).await;
         assert!(matches!(result, Err(BatchError::Expired)), "{result:?}");
         assert!(slow.await.unwrap().is_ok());
@@ -377,7 +401,7 @@ mod tests {
     #[tokio::test]
     async fn an_engine_panic_fails_that_batch_only() {
         let (batcher, _) = batcher(1, 8, 0);
-        let admission = batcher.try_admit(1).unwrap();
+        let admission = batcher.try_admit(1, FrontEnd::Score).unwrap();
         let result = batcher.run(&admission, vec![vec![-1.0]], far()).await;
         assert!(matches!(result, Err(BatchError::Engine(_))), "{result:?}");
         let ok = batcher.run(&admission, vec![vec![3.0]], far()).await.unwrap();
@@ -402,7 +426,7 @@ mod tests {
             .map(|i| {
                 let batcher = Arc::clone(&batcher);
                 tokio::spawn(async move {
-                    let admission = batcher.try_admit(1).unwrap();
+                    let admission = batcher.try_admit(1, FrontEnd::Score).unwrap();
                     batcher.run(&admission, vec![vec![i as f32]], far()).await.unwrap()[0].scores[0]
                 })
             })

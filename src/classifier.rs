@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::batching::{Admission, BatchConfig, BatchError, Batcher, Scored};
+use crate::batching::{Admission, BatchConfig, BatchError, Batcher, FrontEnd, Scored};
 use crate::error_code::Code;
 use crate::input::{Base64Error, EncodedImage};
 use crate::metrics::Metrics;
@@ -76,6 +76,8 @@ impl ScoreError {
 #[derive(Debug)]
 pub struct Classification {
     pub predictions: Vec<Prediction>,
+    /// The model's output row per image, as it came out of the model.
+    pub outputs: Vec<Vec<f32>>,
     /// Every class's probability per image, in label order (predictions list only the top k).
     pub probabilities: Vec<Vec<f32>>,
     /// The largest model batch any of the images ran in.
@@ -163,15 +165,13 @@ impl Classifier {
 
     /// Classifies the images, in order. Refuses at once when the queue is full; gives up at
     /// `deadline`.
-    pub async fn classify(&self, images: Vec<EncodedImage>, deadline: Instant) -> Result<Classification, ScoreError> {
-        let count = images.len();
-        if count == 0 {
-            return Err(ScoreError::NoImages);
-        }
-        if count > self.max_images_per_request {
-            return Err(ScoreError::TooManyImages { count, max: self.max_images_per_request });
-        }
-        let admission = self.batcher.try_admit(count).ok_or(ScoreError::Overloaded)?;
+    pub async fn classify(
+        &self,
+        front_end: FrontEnd,
+        images: Vec<EncodedImage>,
+        deadline: Instant,
+    ) -> Result<Classification, ScoreError> {
+        let admission = self.admit(front_end, images.len())?;
         // Each image goes through on its own: decoded once a sample slot is free, queued for the
         // model, answered. The first failure ends the request and drops its other images.
         let images =
@@ -183,7 +183,41 @@ impl Classifier {
         let batch_size = scored.iter().map(|s| s.batch_size).max().unwrap_or(0);
         let probabilities: Vec<Vec<f32>> = scored.iter().map(|s| self.postprocessor.probabilities(&s.scores)).collect();
         let predictions = probabilities.iter().map(|row| self.postprocessor.rank(row)).collect();
-        Ok(Classification { predictions, probabilities, batch_size })
+        let outputs = scored.into_iter().map(|s| s.scores).collect();
+        Ok(Classification { predictions, outputs, probabilities, batch_size })
+    }
+
+    /// Runs samples that are already the model's input (`config().input.sample_len()` values
+    /// each), batched with every other request; returns the model's output row per sample.
+    pub async fn infer(
+        &self,
+        front_end: FrontEnd,
+        samples: Vec<Vec<f32>>,
+        deadline: Instant,
+    ) -> Result<(Vec<Vec<f32>>, usize), ScoreError> {
+        let admission = self.admit(front_end, samples.len())?;
+        let scored = self.batcher.run(&admission, samples, deadline).await.map_err(|error| match error {
+            BatchError::Expired => ScoreError::Timeout,
+            other => ScoreError::Inference(other),
+        })?;
+        let batch_size = scored.iter().map(|s| s.batch_size).max().unwrap_or(0);
+        Ok((scored.into_iter().map(|s| s.scores).collect(), batch_size))
+    }
+
+    /// The labels in output order.
+    pub fn labels(&self) -> &[String] {
+        &self.config.labels
+    }
+
+    /// A request's share of the queue: one permit per image, or a refusal at once.
+    fn admit(&self, front_end: FrontEnd, count: usize) -> Result<Admission, ScoreError> {
+        if count == 0 {
+            return Err(ScoreError::NoImages);
+        }
+        if count > self.max_images_per_request {
+            return Err(ScoreError::TooManyImages { count, max: self.max_images_per_request });
+        }
+        self.batcher.try_admit(count, front_end).ok_or(ScoreError::Overloaded)
     }
 
     /// One image: a sample slot, decoding on the blocking pool, the model. The slot is held until
@@ -304,7 +338,7 @@ mod tests {
         let classifier = Classifier::new(config, engines, &options(), Arc::new(Metrics::new())).unwrap();
         let images = vec![png([250, 10, 10]), png([10, 10, 250]), png([10, 250, 10])];
         let deadline = Instant::now() + Duration::from_secs(10);
-        let classification = classifier.classify(images, deadline).await.unwrap();
+        let classification = classifier.classify(FrontEnd::Score, images, deadline).await.unwrap();
         let labels: Vec<&str> = classification.predictions.iter().map(|p| p.label.as_str()).collect();
         assert_eq!(labels, ["red", "blue", "green"]);
         // Logits went through a softmax: the three probabilities sum to one.
@@ -320,9 +354,9 @@ mod tests {
         assert_eq!(classifier.config().output.kind, Some(OutputKind::Logits));
         let deadline = Instant::now() + Duration::from_secs(10);
         let bad = vec![png([1, 2, 3]), EncodedImage::Raw(bytes::Bytes::from_static(b"not an image"))];
-        let error = classifier.classify(bad, deadline).await.unwrap_err();
+        let error = classifier.classify(FrontEnd::Score, bad, deadline).await.unwrap_err();
         assert!(matches!(error, ScoreError::Image { index: 1, source: ImageError::UnknownFormat }), "{error}");
-        assert!(classifier.classify(vec![png([1, 2, 3])], deadline).await.is_ok());
+        assert!(classifier.classify(FrontEnd::Score, vec![png([1, 2, 3])], deadline).await.is_ok());
         let empty = Classifier::new(config(""), Vec::<MeanColourEngine>::new(), &options(), Arc::new(Metrics::new()));
         assert!(matches!(empty, Err(StartError::NoEngine)));
     }

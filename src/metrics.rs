@@ -12,6 +12,7 @@ pub struct Metrics {
     pub queue_wait: Histogram,
     pub inference_duration: Histogram,
     pub batch_size: Histogram,
+    pub batches: IntCounterVec,
     pub queue_depth: IntGauge,
     pub images_in_flight: IntGauge,
     pub model_loaded: IntGauge,
@@ -55,6 +56,14 @@ impl Metrics {
                     .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
             )
             .expect("valid metric. This is a bug."),
+            batches: IntCounterVec::new(
+                Opts::new(
+                    "batches_total",
+                    "Model runs, by the front ends whose samples they held: score, v2, or mixed",
+                ),
+                &["front_ends"],
+            )
+            .expect("valid metric. This is a bug."),
             queue_depth: IntGauge::new("queue_depth", "Images waiting in the batch queue")
                 .expect("valid metric. This is a bug."),
             images_in_flight: IntGauge::new("images_in_flight", "Images admitted and not yet answered")
@@ -63,12 +72,13 @@ impl Metrics {
                 .expect("valid metric. This is a bug."),
             registry,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
             Box::new(metrics.http_requests.clone()),
             Box::new(metrics.http_duration.clone()),
             Box::new(metrics.queue_wait.clone()),
             Box::new(metrics.inference_duration.clone()),
             Box::new(metrics.batch_size.clone()),
+            Box::new(metrics.batches.clone()),
             Box::new(metrics.queue_depth.clone()),
             Box::new(metrics.images_in_flight.clone()),
             Box::new(metrics.model_loaded.clone()),

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use ort::environment::Environment;
 use serde::{Deserialize, Serialize};
 
+use crate::batching::FrontEnd;
 use crate::classifier::{Classifier, ScoreError};
 use crate::input::EncodedImage;
 use crate::metrics::Metrics;
@@ -123,13 +124,14 @@ impl Source {
         match self {
             Source::Local { classifier, .. } => {
                 let deadline = Instant::now() + IMAGE_DEADLINE;
-                let classification = classifier.classify(vec![EncodedImage::Raw(image)], deadline).await.map_err(
-                    |error| match error {
+                let classification = classifier
+                    .classify(FrontEnd::Score, vec![EncodedImage::Raw(image)], deadline)
+                    .await
+                    .map_err(|error| match error {
                         ScoreError::Image { source, .. } => source.to_string(),
                         ScoreError::Base64 { source, .. } => source.to_string(),
                         other => other.to_string(),
-                    },
-                )?;
+                    })?;
                 let labels = &classifier.config().labels;
                 let probabilities = classification.probabilities.into_iter().next().unwrap_or_default();
                 let mut scores: Scores = labels.iter().cloned().zip(probabilities).collect();

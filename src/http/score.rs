@@ -8,6 +8,7 @@ use super::error::ApiError;
 use super::observe::ScoreSummary;
 use super::payload::{extract_images, read_body};
 use super::types::{ErrorBody, ModelSummary, MultipartUpload, Prediction, ScoreRequest, ScoreResponse};
+use crate::batching::FrontEnd;
 use crate::state::ServerState;
 
 /// Azure's header for the time spent scoring, in milliseconds.
@@ -55,7 +56,7 @@ pub async fn score(
     let count = images.len();
 
     let scoring_started = Instant::now();
-    let classification = classifier.classify(images, deadline).await?;
+    let classification = classifier.classify(FrontEnd::Score, images, deadline).await?;
     let exec_ms = scoring_started.elapsed().as_secs_f64() * 1000.0;
 
     let mut response =

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README.md; .ci/run calls it). Fetches what the tests need, then:
 #   cargo fmt --check, cargo clippy -D warnings, cargo deny, cargo test --release (unit and integration tests
-#   against the real ONNX Runtime, model and MRI images; report pages opened in headless Chromium), scripts/check-azure.sh (the Azure YAML,
+#   against the real ONNX Runtime, model and MRI images; report pages opened in headless Chromium), tests/v2/run.sh
+#   (tritonclient against the real server), scripts/check-azure.sh (the Azure YAML,
 #   scripts and routes, offline), scripts/container-test.sh (the image, built and run).
 set -euo pipefail
 
@@ -40,6 +41,8 @@ fi
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 echo "== cargo test"
 cargo test --locked --release
+echo "== Open Inference Protocol: Triton's own client (tests/v2)"
+tests/v2/run.sh
 echo "== Azure deployment checks"
 scripts/check-azure.sh
 if ((container)); then

@@ -44,8 +44,10 @@ codes! {
     UnsupportedImageFormat = 400, "unsupported_image_format", "bytes that are not an image in a supported format";
     InvalidImage = 400, "invalid_image", "a corrupt or truncated image";
     NoImage = 400, "no_image", "a request without any image";
+    InvalidTensor = 400, "invalid_tensor", "a V2 input or output whose name, datatype, shape or data do not fit the model";
     Unauthorized = 401, "unauthorized", "`api_key` is set and the request lacks `Authorization: Bearer <key>` (answered with `WWW-Authenticate: Bearer`)";
     NotFound = 404, "not_found", "a path the server does not serve";
+    ModelNotFound = 404, "model_not_found", "a V2 model name or version this server does not serve";
     MethodNotAllowed = 405, "method_not_allowed", "a method the path does not serve";
     BodyTimeout = 408, "body_timeout", "the body did not arrive within `request_timeout_ms`";
     BodyTooLarge = 413, "body_too_large", "a body over `max_body_bytes`";

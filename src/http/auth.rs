@@ -47,7 +47,8 @@ pub async fn require_api_key(
     if allowed {
         Ok(next.call(request).await?.map_into_left_body())
     } else {
-        Ok(request.error_response(ApiError::Unauthorized).map_into_right_body())
+        let error = super::error::for_path(request.path(), ApiError::Unauthorized);
+        Ok(request.error_response(error).map_into_right_body())
     }
 }
 

@@ -7,6 +7,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 
 use super::types::ErrorBody;
+use super::v2::types::V2ErrorBody;
 use crate::classifier::ScoreError;
 use crate::error_code::Code;
 
@@ -42,6 +43,10 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed; this path serves {allow}")]
     MethodNotAllowed { allow: String },
+    #[error("{0}")]
+    InvalidTensor(String),
+    #[error("{0}")]
+    ModelNotFound(String),
     #[error(transparent)]
     Score(#[from] ScoreError),
 }
@@ -62,6 +67,8 @@ impl ApiError {
             ApiError::Unauthorized => Code::Unauthorized,
             ApiError::NotFound => Code::NotFound,
             ApiError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
+            ApiError::InvalidTensor(_) => Code::InvalidTensor,
+            ApiError::ModelNotFound(_) => Code::ModelNotFound,
             ApiError::Score(error) => error.code(),
         }
     }
@@ -93,12 +100,9 @@ impl ApiError {
     }
 }
 
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.status()
-    }
-
-    fn error_response(&self) -> HttpResponse {
+impl ApiError {
+    /// The response, in the body shape of the front end the request came through.
+    pub fn response(&self, shape: Shape) -> HttpResponse {
         let status = self.status();
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -110,8 +114,70 @@ impl ResponseError for ApiError {
         if let ApiError::MethodNotAllowed { allow } = self {
             response.insert_header((header::ALLOW, allow.as_str()));
         }
-        response.json(ErrorBody { message: self.public_message(), code: self.code() })
+        match shape {
+            Shape::Azure => response.json(ErrorBody { message: self.public_message(), code: self.code() }),
+            Shape::V2 => response.json(V2ErrorBody { error: self.public_message(), code: self.code() }),
+        }
     }
+}
+
+/// A front end's error body: Azure's `{"message", "code"}` or the Open Inference Protocol's
+/// `{"error"}` (plus the same `code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Azure,
+    V2,
+}
+
+impl Shape {
+    /// The shape for a request path: the V2 front end lives under `/v2`.
+    pub fn of_path(path: &str) -> Self {
+        if path == "/v2" || path.starts_with("/v2/") { Shape::V2 } else { Shape::Azure }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.response(Shape::Azure)
+    }
+}
+
+/// An error of the V2 front end: the same error, answered in V2's body shape.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct V2Error(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for V2Error {
+    fn from(error: E) -> Self {
+        V2Error(error.into())
+    }
+}
+
+impl ResponseError for V2Error {
+    fn status_code(&self) -> StatusCode {
+        self.0.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.0.response(Shape::V2)
+    }
+}
+
+/// The error as the front end that owns `path` answers it.
+pub fn for_path(path: &str, error: ApiError) -> actix_web::Error {
+    match Shape::of_path(path) {
+        Shape::Azure => error.into(),
+        Shape::V2 => V2Error(error).into(),
+    }
+}
+
+/// The `ApiError` inside an actix error of either front end.
+pub fn api_error(error: &actix_web::Error) -> Option<&ApiError> {
+    error.as_error::<ApiError>().or_else(|| error.as_error::<V2Error>().map(|e| &e.0))
 }
 
 #[cfg(test)]

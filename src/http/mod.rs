@@ -12,6 +12,7 @@ pub mod request_id;
 pub mod routes;
 mod score;
 pub mod types;
+pub mod v2;
 
 use actix_cors::Cors;
 use actix_web::http::{Method, header};
@@ -54,6 +55,15 @@ pub fn app(
                 .route(web::post().to(score::score))
                 .route(web::method(Method::OPTIONS).to(score::options)),
         )
+        .service(resource(routes::V2_SERVER).route(web::get().to(v2::server_metadata)))
+        .service(resource(routes::V2_LIVE).route(web::get().to(v2::live)))
+        .service(resource(routes::V2_READY).route(web::get().to(v2::ready)))
+        .service(resource(routes::V2_MODEL).route(web::get().to(v2::model_metadata)))
+        .service(resource(routes::V2_MODEL_VERSION).route(web::get().to(v2::model_metadata)))
+        .service(resource(routes::V2_MODEL_READY).route(web::get().to(v2::model_ready)))
+        .service(resource(routes::V2_MODEL_VERSION_READY).route(web::get().to(v2::model_ready)))
+        .service(resource(routes::V2_INFER).route(web::post().to(v2::infer)))
+        .service(resource(routes::V2_INFER_VERSION).route(web::post().to(v2::infer)))
         .default_service(web::to(not_found))
         .wrap(from_fn(auth::require_api_key))
         .wrap(Condition::new(!cors_allowed_origins.is_empty(), cors(&cors_allowed_origins)))
@@ -64,12 +74,12 @@ pub fn app(
 /// A route of the table; any method it does not serve gets a 405 with `Allow`.
 fn resource(route: routes::Route) -> actix_web::Resource {
     web::resource(route.path).default_service(web::to(move || async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: route.allow() })
+        Err::<HttpResponse, _>(error::for_path(route.path, ApiError::MethodNotAllowed { allow: route.allow() }))
     }))
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
+async fn not_found(request: actix_web::HttpRequest) -> Result<HttpResponse, actix_web::Error> {
+    Err(error::for_path(request.path(), ApiError::NotFound))
 }
 
 /// Browsers on the allowed origins may call the API (CORS is off when there are none).

@@ -52,7 +52,7 @@ pub async fn observe(
     let summary = response.response().extensions().get::<ScoreSummary>().copied();
     let scoring = summary.map_or_else(String::new, |s| format!(" images={} batch={}", s.images, s.batch_size));
     let error = response.response().error();
-    let api_error = error.and_then(|e| e.as_error::<ApiError>());
+    let api_error = error.and_then(super::error::api_error);
     let mut refusals = String::new();
     if api_error.map(ApiError::code) == Some(Code::Overloaded) {
         // Under overload every request beyond the queue is refused, thousands a second: a line

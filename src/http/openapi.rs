@@ -9,7 +9,7 @@ use utoipa::OpenApi;
 use super::types::{
     ErrorBody, Liveness, ModelSummary, MultipartUpload, Prediction, Readiness, ScoreRequest, ScoreResponse,
 };
-use super::{health, metrics, score};
+use super::{health, metrics, score, v2};
 use crate::error_code::Code;
 
 #[derive(OpenApi)]
@@ -18,7 +18,20 @@ use crate::error_code::Code;
         title = "scorer",
         description = "ONNX image classification with the Azure Machine Learning inference contract"
     ),
-    paths(health::root, health::liveness, health::readiness, score::score, metrics::metrics, swagger),
+    paths(
+        health::root,
+        health::liveness,
+        health::readiness,
+        score::score,
+        metrics::metrics,
+        swagger,
+        v2::server_metadata,
+        v2::live,
+        v2::ready,
+        v2::model_metadata,
+        v2::model_ready,
+        v2::infer
+    ),
     components(schemas(
         ScoreRequest,
         MultipartUpload,
@@ -28,7 +41,16 @@ use crate::error_code::Code;
         Liveness,
         Readiness,
         ErrorBody,
-        Code
+        Code,
+        v2::types::ServerMetadata,
+        v2::types::ModelMetadata,
+        v2::types::TensorMetadata,
+        v2::types::InferRequest,
+        v2::types::RequestInput,
+        v2::types::RequestOutput,
+        v2::types::InferResponse,
+        v2::types::ResponseOutput,
+        v2::types::V2ErrorBody
     ))
 )]
 pub struct ApiDoc;

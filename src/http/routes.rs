@@ -27,8 +27,42 @@ pub const METRICS: Route = Route { path: "/metrics", methods: &["GET"], open: fa
 pub const SWAGGER: Route = Route { path: "/swagger.json", methods: &["GET"], open: false, quiet: false };
 pub const SCORE: Route = Route { path: "/score", methods: &["POST", "OPTIONS"], open: false, quiet: false };
 
+pub const V2_SERVER: Route = Route { path: "/v2", methods: &["GET"], open: false, quiet: false };
+pub const V2_LIVE: Route = probe("/v2/health/live");
+pub const V2_READY: Route = probe("/v2/health/ready");
+pub const V2_MODEL: Route = model_get("/v2/models/{name}");
+pub const V2_MODEL_VERSION: Route = model_get("/v2/models/{name}/versions/{version}");
+pub const V2_MODEL_READY: Route = model_get("/v2/models/{name}/ready");
+pub const V2_MODEL_VERSION_READY: Route = model_get("/v2/models/{name}/versions/{version}/ready");
+pub const V2_INFER: Route = model_post("/v2/models/{name}/infer");
+pub const V2_INFER_VERSION: Route = model_post("/v2/models/{name}/versions/{version}/infer");
+
+const fn model_get(path: &'static str) -> Route {
+    Route { path, methods: &["GET"], open: false, quiet: false }
+}
+
+const fn model_post(path: &'static str) -> Route {
+    Route { path, methods: &["POST"], open: false, quiet: false }
+}
+
 /// Every route, in the order they are registered.
-pub const ALL: &[Route] = &[ROOT, HEALTH, READY, METRICS, SWAGGER, SCORE];
+pub const ALL: &[Route] = &[
+    ROOT,
+    HEALTH,
+    READY,
+    METRICS,
+    SWAGGER,
+    SCORE,
+    V2_SERVER,
+    V2_LIVE,
+    V2_READY,
+    V2_MODEL,
+    V2_MODEL_VERSION,
+    V2_MODEL_READY,
+    V2_MODEL_VERSION_READY,
+    V2_INFER,
+    V2_INFER_VERSION,
+];
 
 impl Route {
     /// The `Allow` header's value.
@@ -54,7 +88,7 @@ mod tests {
     #[test]
     fn only_probes_are_open() {
         let open: Vec<_> = ALL.iter().filter(|r| r.open).map(|r| r.path).collect();
-        assert_eq!(open, ["/", "/health", "/ready"]);
+        assert_eq!(open, ["/", "/health", "/ready", "/v2/health/live", "/v2/health/ready"]);
         assert!(!is_open("/score") && !is_open("/metrics") && !is_open("/health/"));
     }
 

@@ -16,3 +16,4 @@ mod lifecycle;
 mod models;
 mod resilience;
 mod security;
+mod v2;

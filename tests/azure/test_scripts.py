@@ -605,6 +605,7 @@ class Shellcheck(unittest.TestCase):
         shellcheck = Path(sys.executable).parent / "shellcheck"
         files = sorted(str(p.relative_to(REPO)) for p in SCRIPTS.glob("*.sh"))
         files += sorted(str(p.relative_to(REPO)) for p in (SCRIPTS / "lib").glob("*.sh"))
+        files += sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("*/*.sh"))
         files.append(".ci/run")
         result = subprocess.run([str(shellcheck), "-x", *files], cwd=REPO, capture_output=True, text=True)
         self.assertEqual(result.returncode, 0, f"shellcheck on {len(files)} files:\n{result.stdout}{result.stderr}")

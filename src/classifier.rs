@@ -273,63 +273,8 @@ fn sample_slots(options: &ClassifierOptions, sessions: usize, max_batch_size: us
 
 #[cfg(test)]
 mod tests {
-    use std::io::Cursor;
-    use std::path::Path;
-
-    use image::{ImageFormat, Rgb, RgbImage};
-
     use super::*;
-    use crate::model::spec::{Signature, SpecFile, TensorInfo};
-
-    /// Scores each sample by its mean red, green and blue value: a model whose answer follows
-    /// its input, with no ONNX Runtime behind it.
-    struct MeanColourEngine;
-
-    impl InferenceEngine for MeanColourEngine {
-        fn infer(&mut self, input: &[f32], n: usize) -> Result<Vec<f32>, EngineError> {
-            let sample_len = input.len() / n;
-            let pixels = (sample_len / 3) as f32;
-            Ok(input
-                .chunks_exact(sample_len)
-                .flat_map(|sample| (0..3).map(move |c| sample.iter().skip(c).step_by(3).sum::<f32>() / pixels * 10.0))
-                .collect())
-        }
-
-        fn classes(&self) -> usize {
-            3
-        }
-    }
-
-    fn config(spec: &str) -> ModelConfig {
-        let tensor = |name: &str, shape: &[Option<i64>]| TensorInfo {
-            name: name.to_owned(),
-            shape: shape.to_vec(),
-            is_f32: true,
-        };
-        let graph = Signature {
-            inputs: vec![tensor("pixels", &[None, Some(8), Some(8), Some(3)])],
-            outputs: vec![tensor("scores", &[None, Some(3)])],
-        };
-        let spec: SpecFile = toml::from_str(spec).unwrap();
-        spec.resolve(&graph, Path::new("."), "mean-colour").unwrap()
-    }
-
-    fn options() -> ClassifierOptions {
-        ClassifierOptions {
-            max_batch_size: 4,
-            max_batch_wait: Duration::ZERO,
-            queue_capacity: 16,
-            max_image_pixels: 1 << 20,
-            max_images_per_request: 8,
-            preprocess_threads: 2,
-        }
-    }
-
-    fn png(colour: [u8; 3]) -> EncodedImage {
-        let mut out = Cursor::new(Vec::new());
-        RgbImage::from_pixel(20, 10, Rgb(colour)).write_to(&mut out, ImageFormat::Png).unwrap();
-        EncodedImage::Raw(out.into_inner().into())
-    }
+    use crate::testing::{MeanColourEngine, config, options, png};
 
     #[tokio::test]
     async fn classifies_through_a_fake_engine_in_request_order() {

@@ -21,3 +21,5 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;

@@ -14,6 +14,9 @@ mod score;
 pub mod types;
 pub mod v2;
 
+#[cfg(test)]
+mod tests;
+
 use actix_cors::Cors;
 use actix_web::http::{Method, header};
 use actix_web::middleware::{Condition, from_fn};

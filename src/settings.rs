@@ -38,7 +38,7 @@ pub struct Settings {
     /// throughput from 2 or more, each with fewer `intra_op_threads`.
     pub inference_sessions: usize,
     /// Keep the graph ONNX Runtime optimised for this machine between starts and load that, which
-    /// keeps the load's memory peak low (README.md, "Memory"); off optimises on every start.
+    /// keeps the load's memory peak low (docs/architecture.md); off optimises on every start.
     pub optimized_model_cache: bool,
     /// Where that cache lives; default: a folder of this user's in the system temp folder.
     pub optimized_model_cache_dir: Option<PathBuf>,

@@ -590,7 +590,8 @@ class NoSecretsCommitted(unittest.TestCase):
     SECRETISH = re.compile(r"AccountKey=|SharedAccessSignature|password\s*[=:]\s*\S|BEGIN [A-Z ]*PRIVATE KEY", re.I)
 
     def test_deployment_files(self):
-        files = [REPO / ".env.example", *sorted((REPO / "azureml").glob("*.yml")), REPO / "README.md"]
+        files = [REPO / ".env.example", *sorted((REPO / "azureml").glob("*.yml")), REPO / "README.md",
+                 *sorted((REPO / "docs").glob("*.md"))]
         files += [SCRIPTS / name for name in SCRIPT_NAMES] + [SCRIPTS / "lib" / "azure.sh"]
         for path in files:
             text = path.read_text()
@@ -598,6 +599,16 @@ class NoSecretsCommitted(unittest.TestCase):
                 ids = {g for g in self.GUID.findall(text) if g != "00000000-0000-0000-0000-000000000000"}
                 self.assertEqual(ids, set(), "only the all-zero placeholder id may appear")
                 self.assertIsNone(self.SECRETISH.search(text))
+
+
+class DocumentationLinks(unittest.TestCase):
+    def test_every_relative_link_names_a_file_that_exists(self):
+        broken = []
+        for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+            for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+                if not target.startswith(("http://", "https://")) and not (page.parent / target).exists():
+                    broken.append(f"{page.relative_to(REPO)}: {target}")
+        self.assertEqual(broken, [])
 
 
 class Shellcheck(unittest.TestCase):

@@ -22,6 +22,18 @@ struct ScoreBody {
 /// JSON bodies up to this size are parsed on the async worker itself.
 const INLINE_JSON_BYTES: usize = 256 * 1024;
 
+/// [`read_body`], given up with a 408 when the body has not arrived by `deadline`.
+pub async fn read_body_by(
+    deadline: std::time::Instant,
+    headers: &HeaderMap,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    tokio::time::timeout_at(deadline.into(), read_body(headers, payload, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout)?
+}
+
 /// Reads the whole body, refusing it as soon as it is known to exceed `limit`.
 pub async fn read_body(headers: &HeaderMap, mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     let declared =

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::ApiError;
 use super::observe::ScoreSummary;
-use super::payload::{extract_images, read_body};
+use super::payload::{extract_images, read_body_by};
 use super::types::{ErrorBody, ModelSummary, MultipartUpload, Prediction, ScoreRequest, ScoreResponse};
 use crate::batching::FrontEnd;
 use crate::state::ServerState;
@@ -49,9 +49,7 @@ pub async fn score(
     let deadline = Instant::now() + limits.request_timeout;
     let classifier = state.classifier().ok_or(ApiError::NotReady)?;
 
-    let body = tokio::time::timeout_at(deadline.into(), read_body(request.headers(), payload, limits.max_body_bytes))
-        .await
-        .map_err(|_| ApiError::BodyTimeout)??;
+    let body = read_body_by(deadline, request.headers(), payload, limits.max_body_bytes).await?;
     let images = extract_images(request.headers(), body).await?;
     let count = images.len();
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::error::{ApiError, V2Error};
 use super::observe::ScoreSummary;
-use super::payload::read_body;
+use super::payload::read_body_by;
 use super::score::RequestLimits;
 use crate::batching::FrontEnd;
 use crate::classifier::Classifier;
@@ -119,9 +119,7 @@ pub async fn infer(
     let classifier = state.classifier().ok_or(ApiError::NotReady)?;
     let model = served_model(&path, classifier)?.clone();
 
-    let body = tokio::time::timeout_at(deadline.into(), read_body(request.headers(), payload, limits.max_body_bytes))
-        .await
-        .map_err(|_| ApiError::BodyTimeout)??;
+    let body = read_body_by(deadline, request.headers(), payload, limits.max_body_bytes).await?;
     let header_length =
         request.headers().get(tensor::HEADER_LENGTH).map(|v| v.to_str().unwrap_or("not text").to_owned());
     let parsed = if body.len() <= INLINE_BODY_BYTES {

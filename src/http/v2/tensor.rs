@@ -123,11 +123,15 @@ fn samples(input: &RequestInput, raw: Option<Bytes>, model: &ModelConfig) -> Res
             input.name, input.shape
         )));
     }
-    let rows = input.shape[0] as usize;
+    // The shape is the client's claim: sizes come from the data actually sent, never from it.
+    let rows = usize::try_from(input.shape[0]).unwrap_or(usize::MAX);
     let sample_len = model.input.sample_len();
+    let Some(expected_values) = rows.checked_mul(sample_len) else {
+        return Err(invalid(format!("input `{}` has shape {:?}: too large", input.name, input.shape)));
+    };
     let values = match (raw, &input.data) {
         (Some(raw), _) => {
-            if raw.len() != rows * sample_len * 4 {
+            if Some(raw.len()) != expected_values.checked_mul(4) {
                 return Err(invalid(format!(
                     "input `{}`: {} bytes of binary data for {rows} x {sample_len} FP32 values",
                     input.name,
@@ -137,19 +141,19 @@ fn samples(input: &RequestInput, raw: Option<Bytes>, model: &ModelConfig) -> Res
             raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
         }
         (None, Some(data)) => {
-            let mut values = Vec::with_capacity(rows * sample_len);
+            let mut values = Vec::new();
             flatten_numbers(data, &mut values).map_err(|e| invalid(format!("input `{}`: {e}", input.name)))?;
             values
         }
         (None, None) => return Err(invalid(format!("input `{}` has neither data nor binary_data_size", input.name))),
     };
-    if values.len() != rows * sample_len {
+    if values.len() != expected_values {
         return Err(invalid(format!(
             "input `{}` has {} values; shape {:?} needs {}",
             input.name,
             values.len(),
             input.shape,
-            rows * sample_len
+            expected_values
         )));
     }
     if values.iter().any(|v| !v.is_finite()) {
@@ -180,7 +184,7 @@ fn images(input: &RequestInput, raw: Option<Bytes>) -> Result<Vec<EncodedImage>,
     let images = match (raw, &input.data) {
         (Some(raw), _) => length_prefixed(raw).map_err(|e| invalid(format!("input `{}`: {e}", input.name)))?,
         (None, Some(Value::Array(items))) => {
-            let mut strings = Vec::with_capacity(count);
+            let mut strings = Vec::new();
             flatten_strings(items, &mut strings).map_err(|e| invalid(format!("input `{}`: {e}", input.name)))?;
             strings.into_iter().map(EncodedImage::Base64).collect()
         }
@@ -326,6 +330,35 @@ mod tests {
         assert_eq!(bytes, [b"abc".to_vec(), Vec::new(), b"\xff\xd8".to_vec()]);
         raw.truncate(raw.len() - 1);
         assert!(length_prefixed(Bytes::from(raw)).unwrap_err().contains("declares 2 bytes; 1 remain"));
+    }
+
+    fn model() -> ModelConfig {
+        crate::testing::config("")
+    }
+
+    fn request(input: serde_json::Value) -> Bytes {
+        Bytes::from(serde_json::to_vec(&serde_json::json!({ "inputs": [input] })).unwrap())
+    }
+
+    #[test]
+    fn a_huge_declared_shape_is_refused_without_allocating_for_it() {
+        let huge = [i64::MAX, 8, 8, 3];
+        for data in [serde_json::json!([0.5]), serde_json::Value::Null] {
+            let body = request(serde_json::json!({"name": "pixels", "shape": huge, "datatype": "FP32", "data": data}));
+            let error = parse(body, None, &model()).unwrap_err();
+            assert!(matches!(error, ApiError::InvalidTensor(_)), "{error}");
+        }
+        let bytes =
+            request(serde_json::json!({"name": "image", "shape": [i64::MAX], "datatype": "BYTES", "data": ["aGk="]}));
+        let error = parse(bytes, None, &model()).unwrap_err();
+        assert!(error.to_string().contains("has 1 elements"), "{error}");
+        let binary = serde_json::json!({"name": "pixels", "shape": [1_i64 << 40, 8, 8, 3], "datatype": "FP32",
+            "parameters": {"binary_data_size": 4}});
+        let mut body = serde_json::to_vec(&serde_json::json!({ "inputs": [binary] })).unwrap();
+        let json_len = body.len().to_string();
+        body.extend(0f32.to_le_bytes());
+        let error = parse(Bytes::from(body), Some(&json_len), &model()).unwrap_err();
+        assert!(matches!(error, ApiError::InvalidTensor(_)), "{error}");
     }
 
     #[test]

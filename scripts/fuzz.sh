@@ -10,7 +10,7 @@ usage() {
 Usage: scripts/fuzz.sh [--seconds N] [--target NAME]... [--help]
 
   --seconds N     how long each target runs (default 60)
-  --target NAME   run only this target (repeatable); targets: json_body base64 multipart image_decode
+  --target NAME   run only this target (repeatable); targets: json_body base64 multipart image_decode v2_infer
   --help          this text
 
 Installs cargo-fuzz into .cache/tools if missing, builds the targets with the nightly toolchain,
@@ -22,7 +22,7 @@ fuzz/artifacts/<target>/, full logs to .cache/fuzz/logs/<target>.log.
 EOF
 }
 
-all_targets=(json_body base64 multipart image_decode)
+all_targets=(json_body base64 multipart image_decode v2_infer)
 seconds=60
 targets=()
 while [[ $# -gt 0 ]]; do
@@ -56,7 +56,7 @@ max_len() {
   case "$1" in
     json_body) echo 196608 ;;
     base64) echo 16384 ;;
-    multipart | image_decode) echo 131072 ;;
+    multipart | image_decode | v2_infer) echo 131072 ;;
   esac
 }
 # No single allocation may exceed this: decoding is bounded by the 4-megapixel limit the targets
@@ -64,7 +64,7 @@ max_len() {
 malloc_limit_mb() {
   case "$1" in
     json_body | image_decode) echo 256 ;;
-    base64 | multipart) echo 64 ;;
+    base64 | multipart | v2_infer) echo 64 ;;
   esac
 }
 

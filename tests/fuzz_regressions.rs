@@ -66,3 +66,8 @@ fn multipart_bodies() {
 fn images() {
     replay("image_decode", checks::check_image);
 }
+
+#[test]
+fn v2_inference_bodies() {
+    replay("v2_infer", checks::check_v2_infer);
+}

@@ -19,9 +19,12 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use bytes::Bytes;
 use scorer::http::error::ApiError;
 use scorer::http::payload::{extract_images, parse_json};
+use scorer::http::v2::tensor::{self, Inputs};
 use scorer::input::{EncodedImage, decode_base64};
 use scorer::model::preprocess::{ImageError, Preprocessor};
-use scorer::model::spec::{ColorMode, InputConfig, Layout, ResizeFilter};
+use scorer::model::spec::{
+    BatchDim, ColorMode, InputConfig, Layout, ModelConfig, OutputConfig, OutputKind, ResizeFilter,
+};
 
 /// Pixel limit for decoding: like the server's tests, small enough that a huge-but-legal image
 /// cannot make one run slow or large (the server's default is 40 000 000).
@@ -328,5 +331,73 @@ pub fn check_multipart(data: &[u8]) {
         let at = super::find(&body[from..], &content)
             .unwrap_or_else(|| panic!("part {i} ({} bytes) is not in the body after byte {from}", content.len()));
         from += at + content.len();
+    }
+}
+
+/// A small model for the V2 target: 8x8 RGB NHWC in, three classes out, any batch size.
+pub fn v2_model() -> ModelConfig {
+    let mut input = default_model_input();
+    input.name = "pixels".to_owned();
+    (input.width, input.height) = (8, 8);
+    ModelConfig {
+        name: "colours".to_owned(),
+        version: None,
+        input,
+        output: OutputConfig { name: "scores".to_owned(), kind: Some(OutputKind::Probabilities), classes: 3 },
+        batch: BatchDim::Dynamic,
+        labels: vec!["red".to_owned(), "green".to_owned(), "blue".to_owned()],
+        top_k: 3,
+    }
+}
+
+/// A V2 inference body (first byte odd: the next two bytes, little-endian, are the
+/// `Inference-Header-Content-Length`; even: no such header, the rest is JSON): parsed against
+/// the model, it is refused with a tensor, JSON or base64 error, or gives rows of exactly the
+/// model's sample length, all finite, or at least one image; the output written for it is
+/// self-consistent (shape, binary size).
+pub fn check_v2_infer(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let (header_length, body) = if mode & 1 == 1 && rest.len() >= 2 {
+        (Some(u16::from_le_bytes([rest[0], rest[1]]).to_string()), &rest[2..])
+    } else {
+        (None, rest)
+    };
+    let model = v2_model();
+    let parsed = match tensor::parse(Bytes::copy_from_slice(body), header_length.as_deref(), &model) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            assert!(
+                matches!(error, ApiError::InvalidTensor(_) | ApiError::InvalidJson(_)),
+                "a V2 body refused with the wrong kind of error: {error:?}"
+            );
+            assert!(!error.to_string().is_empty());
+            return;
+        }
+    };
+    let rows = match &parsed.inputs {
+        Inputs::Samples(samples) => {
+            assert!(!samples.is_empty(), "a tensor of no rows was accepted");
+            for sample in samples {
+                assert_eq!(sample.len(), model.input.sample_len(), "a row of the wrong length");
+                assert!(sample.iter().all(|v| v.is_finite()), "a non-finite value was accepted");
+            }
+            samples.len()
+        }
+        Inputs::Images(images) => {
+            assert!(!images.is_empty(), "a BYTES tensor of no images was accepted");
+            images.len().min(64)
+        }
+    };
+    if let Some(k) = parsed.outputs.classification {
+        assert!((1..=model.output.classes).contains(&k), "classification of {k} classes");
+    }
+    let scores = vec![vec![0.25, 0.5, 0.25]; rows];
+    let (output, binary) = tensor::output(&model, parsed.outputs, &scores);
+    assert_eq!(output.shape[0], rows);
+    if parsed.outputs.binary {
+        assert_eq!(output.parameters["binary_data_size"], binary.len(), "binary_data_size is not the data's size");
+        assert!(output.data.is_none());
+    } else {
+        assert!(binary.is_empty() && output.data.is_some());
     }
 }

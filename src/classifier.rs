@@ -72,6 +72,16 @@ impl ScoreError {
     }
 }
 
+/// A deadline that passed in the queue is the request's timeout; anything else, an inference failure.
+impl From<BatchError> for ScoreError {
+    fn from(error: BatchError) -> Self {
+        match error {
+            BatchError::Expired => ScoreError::Timeout,
+            other => ScoreError::Inference(other),
+        }
+    }
+}
+
 /// Predictions for the images of one request, in request order.
 #[derive(Debug)]
 pub struct Classification {
@@ -196,17 +206,9 @@ impl Classifier {
         deadline: Instant,
     ) -> Result<(Vec<Vec<f32>>, usize), ScoreError> {
         let admission = self.admit(front_end, samples.len())?;
-        let scored = self.batcher.run(&admission, samples, deadline).await.map_err(|error| match error {
-            BatchError::Expired => ScoreError::Timeout,
-            other => ScoreError::Inference(other),
-        })?;
+        let scored = self.batcher.run(&admission, samples, deadline).await?;
         let batch_size = scored.iter().map(|s| s.batch_size).max().unwrap_or(0);
         Ok((scored.into_iter().map(|s| s.scores).collect(), batch_size))
-    }
-
-    /// The labels in output order.
-    pub fn labels(&self) -> &[String] {
-        &self.config.labels
     }
 
     /// A request's share of the queue: one permit per image, or a refusal at once.
@@ -233,10 +235,7 @@ impl Classifier {
         // The semaphore is never closed, so acquiring cannot fail.
         let _slot = Arc::clone(&self.sample_slots).acquire_owned().await.ok();
         let sample = self.preprocess(index, image).await?;
-        let mut scored = self.batcher.run(admission, vec![sample], deadline).await.map_err(|error| match error {
-            BatchError::Expired => ScoreError::Timeout,
-            other => ScoreError::Inference(other),
-        })?;
+        let mut scored = self.batcher.run(admission, vec![sample], deadline).await?;
         scored.pop().ok_or(ScoreError::Inference(BatchError::Stopped))
     }
 

@@ -2,7 +2,7 @@
 //! model config around it, classifier options and tiny images. No ONNX Runtime behind any of it.
 
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use image::{ImageFormat, Rgb, RgbImage};
@@ -57,4 +57,31 @@ pub fn png(colour: [u8; 3]) -> EncodedImage {
     let mut out = Cursor::new(Vec::new());
     RgbImage::from_pixel(20, 10, Rgb(colour)).write_to(&mut out, ImageFormat::Png).unwrap();
     EncodedImage::Raw(out.into_inner().into())
+}
+
+/// A fresh folder under the system temp folder, removed when dropped. `tag` must be unique among
+/// the tests (they run in parallel in one process).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("scorer-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    /// Writes `content` to `rel` below the folder, creating the folders on the way.
+    pub fn file(&self, rel: &str, content: &str) -> PathBuf {
+        let path = self.0.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

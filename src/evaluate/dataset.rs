@@ -179,33 +179,11 @@ fn relative_name(root: &Path, path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("scorer-dataset-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-
-        fn file(&self, rel: &str, content: &str) {
-            let path = self.0.join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, content).unwrap();
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testing::TempDir;
 
     #[test]
     fn class_folders_give_the_labels_and_stray_files_are_reported() {
-        let dir = TempDir::new("folders");
+        let dir = TempDir::new("dataset-folders");
         dir.file("glioma/a.jpg", "");
         dir.file("glioma/deeper/b.PNG", "");
         dir.file("notumor/c.jpeg", "");
@@ -225,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_labels_csv_wins_and_bad_rows_are_named() {
-        let dir = TempDir::new("csv");
+        let dir = TempDir::new("dataset-csv");
         dir.file("x/one.jpg", "");
         dir.file("two.png", "");
         dir.file("glioma/ignored.jpg", "");
@@ -250,7 +228,7 @@ mod tests {
 
     #[test]
     fn an_empty_or_missing_folder_is_an_error_that_says_what_is_expected() {
-        let dir = TempDir::new("empty");
+        let dir = TempDir::new("dataset-empty");
         dir.file("glioma/readme.md", "");
         let error = discover(&dir.0).unwrap_err().to_string();
         assert!(error.contains("no labelled images") && error.contains(LABELS_CSV), "{error}");

@@ -275,6 +275,7 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::TempDir;
 
     fn key() -> Key {
         Key {
@@ -282,23 +283,6 @@ mod tests {
             onnx_runtime: "ORT Build Info: test".to_owned(),
             cpu_features: vec!["avx2".to_owned()],
             model_sha256: "ab".repeat(32),
-        }
-    }
-
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("scorer-cache-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 
@@ -312,7 +296,7 @@ mod tests {
 
     #[test]
     fn a_written_entry_validates_and_any_change_makes_it_stale() {
-        let dir = TempDir::new("validate");
+        let dir = TempDir::new("cache-validate");
         let reference = entry_in(&dir.0);
         let cached = validate(&dir.0, &key()).unwrap();
         assert_eq!(cached.reference, reference);
@@ -350,7 +334,7 @@ mod tests {
 
     #[test]
     fn a_folder_others_can_write_is_refused() {
-        let dir = TempDir::new("private");
+        let dir = TempDir::new("cache-private");
         let cache = dir.0.join("cache");
         ensure_private_dir(&cache).unwrap();
         #[cfg(unix)]

@@ -137,34 +137,11 @@ fn walk(dir: &Path, depth: usize, visit: &mut dyn FnMut(&Path)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("scorer-discovery-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-
-        fn file(&self, rel: &str, content: &str) -> PathBuf {
-            let path = self.0.join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, content).unwrap();
-            path
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testing::TempDir;
 
     #[test]
     fn finds_a_folder_model_in_azureml_layout() {
-        let dir = TempDir::new("azure");
+        let dir = TempDir::new("discovery-azure");
         // $AZUREML_MODEL_DIR = .../azureml-models/<name>/<version>; the folder keeps its name.
         let spec = dir.file("model/model.toml", "file = \"net.onnx\"\n");
         let onnx = dir.file("model/net.onnx", "");
@@ -176,18 +153,18 @@ mod tests {
 
     #[test]
     fn finds_a_model_several_levels_down_but_not_beyond_the_bound() {
-        let dir = TempDir::new("deep");
+        let dir = TempDir::new("discovery-deep");
         let onnx = dir.file("a/b/c/net.onnx", "");
         assert_eq!(discover(&dir.0).unwrap().onnx, onnx);
 
-        let too_deep = TempDir::new("too-deep");
+        let too_deep = TempDir::new("discovery-too-deep");
         too_deep.file("1/2/3/4/5/6/7/net.onnx", "");
         assert!(matches!(discover(&too_deep.0), Err(DiscoveryError::Nothing { .. })));
     }
 
     #[test]
     fn a_spec_without_file_takes_the_onnx_beside_it() {
-        let dir = TempDir::new("beside");
+        let dir = TempDir::new("discovery-beside");
         dir.file("m/model.toml", "");
         let onnx = dir.file("m/net.onnx", "");
         assert_eq!(discover(&dir.0).unwrap().onnx, onnx);
@@ -195,13 +172,13 @@ mod tests {
 
     #[test]
     fn several_candidates_are_listed() {
-        let dir = TempDir::new("several");
+        let dir = TempDir::new("discovery-several");
         dir.file("one/a.onnx", "");
         dir.file("two/b.onnx", "");
         let err = discover(&dir.0).unwrap_err().to_string();
         assert!(err.contains("a.onnx") && err.contains("b.onnx"), "{err}");
 
-        let specs = TempDir::new("specs");
+        let specs = TempDir::new("discovery-specs");
         specs.file("one/model.toml", "");
         specs.file("two/model.toml", "");
         let err = discover(&specs.0).unwrap_err().to_string();
@@ -213,12 +190,12 @@ mod tests {
         let err = discover(Path::new("/nonexistent/model")).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/model") && err.contains("scripts/setup.sh"), "{err}");
 
-        let dir = TempDir::new("no-onnx");
+        let dir = TempDir::new("discovery-no-onnx");
         dir.file("model.toml", "file = \"gone.onnx\"\n");
         let err = discover(&dir.0).unwrap_err().to_string();
         assert!(err.contains("gone.onnx") && err.contains("scripts/setup.sh"), "{err}");
 
-        let empty = TempDir::new("empty");
+        let empty = TempDir::new("discovery-empty");
         assert!(matches!(discover(&empty.0), Err(DiscoveryError::Nothing { .. })));
     }
 }

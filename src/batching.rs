@@ -84,6 +84,12 @@ pub struct Admission {
     metrics: Arc<Metrics>,
 }
 
+impl Admission {
+    pub fn front_end(&self) -> FrontEnd {
+        self.front_end
+    }
+}
+
 impl Drop for Admission {
     fn drop(&mut self) {
         self.metrics.images_in_flight.sub(self.images as i64);

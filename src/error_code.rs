@@ -43,7 +43,10 @@ codes! {
     InvalidBody = 400, "invalid_body", "a body that could not be read";
     UnsupportedImageFormat = 400, "unsupported_image_format", "bytes that are not an image in a supported format";
     InvalidImage = 400, "invalid_image", "a corrupt or truncated image";
+    InvalidDicom = 400, "invalid_dicom", "a truncated or corrupt DICOM file";
+    NotADicomImage = 400, "not_a_dicom_image", "a DICOM file without pixel data, or not an image object";
     NoImage = 400, "no_image", "a request without any image";
+    InvalidExplain = 400, "invalid_explain", "an `explain` or `explain_grid` value that is not `true`/`false` or a grid side from 2 to `explain_max_grid`";
     InvalidTensor = 400, "invalid_tensor", "a V2 input or output whose name, datatype, shape or data do not fit the model";
     Unauthorized = 401, "unauthorized", "`api_key` is set and the request lacks `Authorization: Bearer <key>` (answered with `WWW-Authenticate: Bearer`)";
     NotFound = 404, "not_found", "a path the server does not serve";
@@ -54,6 +57,8 @@ codes! {
     ImageTooLarge = 413, "image_too_large", "an image over `max_image_pixels` (checked from its header, before decoding)";
     TooManyImages = 413, "too_many_images", "more than `max_images_per_request` images";
     UnsupportedMediaType = 415, "unsupported_media_type", "a content type other than JSON, multipart, `image/*` or `application/octet-stream`";
+    UnsupportedTransferSyntax = 415, "unsupported_transfer_syntax", "a DICOM file in a transfer syntax the server cannot decode (JPEG 2000, JPEG-LS, 12-bit JPEG); the message names it";
+    UnsupportedDicomImage = 415, "unsupported_dicom_image", "a DICOM image of a kind the server cannot render (32-bit or float pixels, palette colour, colour over 8 bits)";
     RequestIdTooLong = 431, "request_id_too_long", "a request-id header over 100 characters";
     InferenceFailed = 500, "inference_failed", "ONNX Runtime failed on the batch (the cause is in the log, not the body)";
     NotReady = 503, "not_ready", "the model is still loading (with `Retry-After: 1`)";

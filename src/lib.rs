@@ -11,6 +11,7 @@ pub mod classifier;
 pub mod cli;
 pub mod error_code;
 pub mod evaluate;
+pub mod explain;
 pub mod healthcheck;
 pub mod http;
 pub mod input;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classifier::ClassifierOptions;
 use crate::model::cache::CacheOptions;
+use crate::model::dicom::WindowChoice;
 use crate::model::engine::SessionOptions;
 use crate::model::loader::EngineOptions;
 
@@ -54,8 +55,16 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Largest decoded image accepted (width × height), checked before decoding.
     pub max_image_pixels: u64,
-    /// Most images accepted in one request.
+    /// Most images accepted in one request (a multi-frame DICOM file's frames count each).
     pub max_images_per_request: usize,
+    /// How DICOM grey levels are chosen: `first` (the file's first VOI LUT or window, else
+    /// min–max), `min-max`, or a window index (0, 1, ...).
+    pub dicom_window: String,
+    /// The finest explanation grid a request may ask for (its side); an explained image takes
+    /// side² + 1 queue places, so side² + 1 must fit in `queue_capacity`.
+    pub explain_max_grid: u32,
+    /// Serve the demo page at `/ui`.
+    pub ui: bool,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
     /// After SIGTERM, how long readiness reports 503 while requests are still accepted,
@@ -122,6 +131,9 @@ impl Default for Settings {
             max_body_bytes: 32 * 1024 * 1024,
             max_image_pixels: 40_000_000,
             max_images_per_request: 32,
+            dicom_window: "first".to_owned(),
+            explain_max_grid: 10,
+            ui: true,
             log_format: LogFormat::Text,
             shutdown_drain_ms: 0,
             shutdown_timeout_secs: 25,
@@ -227,6 +239,15 @@ impl Settings {
                 reason: "must not exceed queue_capacity, or such a request could never be admitted",
             });
         }
+        if self.dicom_window.parse::<WindowChoice>().is_err() {
+            return Err(SettingsError::OutOfRange {
+                name: "dicom_window",
+                reason: "expected `first`, `min-max` or a window index (0, 1, ...)",
+            });
+        }
+        if !(2..=64).contains(&self.explain_max_grid) {
+            return Err(SettingsError::OutOfRange { name: "explain_max_grid", reason: "must be from 2 to 64" });
+        }
         Ok(())
     }
 
@@ -286,6 +307,8 @@ impl Settings {
             max_image_pixels: self.max_image_pixels,
             max_images_per_request: self.max_images_per_request,
             preprocess_threads: self.effective_preprocess_threads(),
+            dicom_window: self.dicom_window.parse().unwrap_or_default(),
+            explain_max_grid: self.explain_max_grid,
         }
     }
 

@@ -50,6 +50,8 @@ pub fn options() -> ClassifierOptions {
         max_image_pixels: 1 << 20,
         max_images_per_request: 8,
         preprocess_threads: 2,
+        dicom_window: crate::model::dicom::WindowChoice::First,
+        explain_max_grid: 3,
     }
 }
 

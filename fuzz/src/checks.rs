@@ -92,7 +92,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// same for every configuration.
 fn is_decode_error(error: &ImageError) -> bool {
     match error {
-        ImageError::UnknownFormat | ImageError::TooLarge { .. } => true,
+        ImageError::UnknownFormat | ImageError::TooLarge { .. } | ImageError::Dicom(_) => true,
         ImageError::Corrupt { format, .. } => format != "decoded",
     }
 }
@@ -183,7 +183,8 @@ fn check_preprocess(input: &InputConfig, preprocessor: &Preprocessor, encoded: &
 fn expected_images(body: &[u8]) -> Vec<String> {
     let value: serde_json::Value = serde_json::from_slice(body).expect("parse_json took a body that is not JSON");
     let object = value.as_object().expect("parse_json took a JSON body that is not an object");
-    assert!(object.keys().all(|key| key == "image" || key == "images"), "an unknown field was accepted: {object:?}");
+    let known = ["image", "images", "explain", "explain_grid"];
+    assert!(object.keys().all(|key| known.contains(&key.as_str())), "an unknown field was accepted: {object:?}");
     let single = object.get("image").filter(|v| !v.is_null());
     let several = object.get("images").filter(|v| !v.is_null());
     match (single, several) {
@@ -200,7 +201,7 @@ fn expected_images(body: &[u8]) -> Vec<String> {
 
 /// A JSON request body: parsed, every image's base64 decoded, the first few images preprocessed.
 pub fn check_json(body: &[u8]) {
-    let parsed = parse_json(body);
+    let parsed = parse_json(body).map(|input| input.images);
     if body.len() <= INLINE_JSON_BYTES {
         // The content-type dispatch gives the same answer as the parser itself.
         let mut headers = HeaderMap::new();

@@ -48,6 +48,8 @@ pub enum ApiError {
     InvalidTensor(String),
     #[error("{0}")]
     ModelNotFound(String),
+    #[error("{0}")]
+    InvalidExplain(String),
     #[error(transparent)]
     Score(#[from] ScoreError),
 }
@@ -70,6 +72,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
             ApiError::InvalidTensor(_) => Code::InvalidTensor,
             ApiError::ModelNotFound(_) => Code::ModelNotFound,
+            ApiError::InvalidExplain(_) => Code::InvalidExplain,
             ApiError::Score(error) => error.code(),
         }
     }

@@ -17,6 +17,22 @@ use crate::input::EncodedImage;
 struct ScoreBody {
     image: Option<String>,
     images: Option<Vec<String>>,
+    explain: Option<bool>,
+    explain_grid: Option<u32>,
+}
+
+/// What a scoring body carries: the images, and the options a JSON body may set.
+#[derive(Debug, Default)]
+pub struct ScoreInput {
+    pub images: Vec<EncodedImage>,
+    pub explain: Option<bool>,
+    pub explain_grid: Option<u32>,
+}
+
+impl ScoreInput {
+    fn images(images: Vec<EncodedImage>) -> Self {
+        Self { images, ..Self::default() }
+    }
 }
 
 /// JSON bodies up to this size are parsed on the async worker itself.
@@ -78,28 +94,39 @@ fn body_kind(headers: &HeaderMap, body: &[u8]) -> Result<BodyKind, ApiError> {
 
 /// Splits the body into the images it carries.
 pub async fn extract_images(headers: &HeaderMap, body: Bytes) -> Result<Vec<EncodedImage>, ApiError> {
+    Ok(extract_input(headers, body).await?.images)
+}
+
+/// Splits the body into the images it carries and the options of a JSON body.
+pub async fn extract_input(headers: &HeaderMap, body: Bytes) -> Result<ScoreInput, ApiError> {
     match body_kind(headers, &body)? {
-        BodyKind::Image => Ok(vec![EncodedImage::Raw(body)]),
+        BodyKind::Image => Ok(ScoreInput::images(vec![EncodedImage::Raw(body)])),
         // A typical body (one image, tens of KB) parses in microseconds; a large one is CPU
         // work and goes off the executor.
         BodyKind::Json if body.len() <= INLINE_JSON_BYTES => parse_json(&body),
         BodyKind::Json => {
             web::block(move || parse_json(&body)).await.map_err(|e| ApiError::InvalidJson(e.to_string()))?
         }
-        BodyKind::Multipart => parse_multipart(headers, body).await,
+        BodyKind::Multipart => parse_multipart(headers, body).await.map(ScoreInput::images),
     }
 }
 
-pub fn parse_json(body: &[u8]) -> Result<Vec<EncodedImage>, ApiError> {
+pub fn parse_json(body: &[u8]) -> Result<ScoreInput, ApiError> {
     let request: ScoreBody = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-    match (request.image, request.images) {
-        (Some(image), None) => Ok(vec![EncodedImage::Base64(image)]),
-        (None, Some(images)) => Ok(images.into_iter().map(EncodedImage::Base64).collect()),
-        (Some(_), Some(_)) => Err(ApiError::InvalidJson("give either \"image\" or \"images\", not both".to_owned())),
-        (None, None) => Err(ApiError::InvalidJson(
-            "expected {\"image\": \"<base64>\"} or {\"images\": [\"<base64>\", ...]}".to_owned(),
-        )),
-    }
+    let (explain, explain_grid) = (request.explain, request.explain_grid);
+    let images = match (request.image, request.images) {
+        (Some(image), None) => vec![EncodedImage::Base64(image)],
+        (None, Some(images)) => images.into_iter().map(EncodedImage::Base64).collect(),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidJson("give either \"image\" or \"images\", not both".to_owned()));
+        }
+        (None, None) => {
+            return Err(ApiError::InvalidJson(
+                "expected {\"image\": \"<base64>\"} or {\"images\": [\"<base64>\", ...]}".to_owned(),
+            ));
+        }
+    };
+    Ok(ScoreInput { images, explain, explain_grid })
 }
 
 /// Every part that is a file (has a filename) or declares a non-text content type is an image;

@@ -7,7 +7,11 @@ use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
 
+use base64::Engine;
+
+use crate::classifier::{Classification, FrameSource};
 use crate::error_code::Code;
+use crate::explain::Explanation;
 use crate::model::postprocess;
 use crate::model::spec::ModelConfig;
 
@@ -68,6 +72,30 @@ pub struct Prediction {
     /// Probability per class, highest first (the top k when there are many classes).
     #[schema(value_type = std::collections::HashMap<String, f32>)]
     pub probabilities: RankedProbabilities,
+    /// For a DICOM file: which file and frame this prediction is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dicom: Option<DicomFrame>,
+    /// When `explain` was asked for: where the model looked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<ExplanationBody>,
+}
+
+impl Prediction {
+    /// The response's predictions, with their DICOM sources and explanations.
+    pub fn all(classification: Classification) -> Vec<Self> {
+        classification
+            .predictions
+            .into_iter()
+            .zip(classification.frames)
+            .zip(classification.explanations)
+            .map(|((prediction, frame), explanation)| {
+                let mut wire = Prediction::from(prediction);
+                wire.dicom = frame.map(DicomFrame::from);
+                wire.explanation = explanation.map(|e| ExplanationBody::new(e, &wire.label));
+                wire
+            })
+            .collect()
+    }
 }
 
 impl From<postprocess::Prediction> for Prediction {
@@ -76,6 +104,65 @@ impl From<postprocess::Prediction> for Prediction {
             label: prediction.label,
             confidence: prediction.confidence,
             probabilities: RankedProbabilities(prediction.probabilities),
+            dicom: None,
+            explanation: None,
+        }
+    }
+}
+
+/// The DICOM file and frame a prediction is for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DicomFrame {
+    /// The file's SOP Instance UID, when it has one.
+    #[schema(example = "1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457")]
+    pub sop_instance_uid: Option<String>,
+    /// The frame's number, from 1.
+    #[schema(example = 1)]
+    pub frame: usize,
+    /// How many frames the file holds.
+    #[schema(example = 1)]
+    pub frames: usize,
+}
+
+impl From<FrameSource> for DicomFrame {
+    fn from(source: FrameSource) -> Self {
+        Self { sop_instance_uid: source.sop_instance_uid, frame: source.frame, frames: source.frames }
+    }
+}
+
+/// An occlusion-sensitivity map: how much the predicted class's probability drops when each
+/// grid cell of the model's input is replaced by the input's mean colour. Not a segmentation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExplanationBody {
+    #[schema(example = "occlusion")]
+    pub method: &'static str,
+    /// The class the drops are measured for (the prediction's label).
+    #[schema(example = "glioma")]
+    pub class: String,
+    pub grid: GridSize,
+    /// `drops[row][column]`: the probability's drop with that cell masked (negative: it rose).
+    pub drops: Vec<Vec<f32>>,
+    /// A PNG of the input as the model saw it, with the map overlaid in red, base64-encoded.
+    pub overlay_png: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GridSize {
+    #[schema(example = 8)]
+    pub rows: u32,
+    #[schema(example = 8)]
+    pub columns: u32,
+}
+
+impl ExplanationBody {
+    fn new(explanation: Explanation, label: &str) -> Self {
+        let grid = explanation.grid;
+        Self {
+            method: "occlusion",
+            class: label.to_owned(),
+            grid: GridSize { rows: grid, columns: grid },
+            drops: explanation.drops.chunks(grid.max(1) as usize).map(<[f32]>::to_vec).collect(),
+            overlay_png: base64::engine::general_purpose::STANDARD.encode(&explanation.overlay_png),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod cpu;
+pub mod dicom;
 pub mod discovery;
 pub mod engine;
 pub mod loader;

@@ -8,13 +8,16 @@ use std::io::Cursor;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
+use super::dicom::{self, DicomError, DicomOptions, WindowChoice};
 use super::spec::{ColorMode, InputConfig, Layout, ResizeFilter};
 use crate::error_code::Code;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum ImageError {
-    #[error("not an image in a supported format (JPEG, PNG, GIF, BMP, TIFF, WebP)")]
+    #[error("not an image in a supported format (JPEG, PNG, GIF, BMP, TIFF, WebP, DICOM)")]
     UnknownFormat,
+    #[error(transparent)]
+    Dicom(#[from] DicomError),
     #[error("image is {width}x{height} pixels, more than the limit of {max} pixels")]
     TooLarge { width: u32, height: u32, max: u64 },
     #[error("cannot decode the {format} image: {reason}")]
@@ -27,8 +30,25 @@ impl ImageError {
             ImageError::UnknownFormat => Code::UnsupportedImageFormat,
             ImageError::TooLarge { .. } => Code::ImageTooLarge,
             ImageError::Corrupt { .. } => Code::InvalidImage,
+            ImageError::Dicom(error) => error.code(),
         }
     }
+}
+
+/// Frames a DICOM file may hold unless `with_dicom` says otherwise.
+const DEFAULT_MAX_FRAMES: usize = 64;
+
+/// The samples one encoded file yields, and where they came from.
+#[derive(Debug)]
+pub struct Samples {
+    pub samples: Vec<Vec<f32>>,
+    /// Set for a DICOM file: its samples are its frames, in order.
+    pub dicom: Option<DicomSource>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DicomSource {
+    pub sop_instance_uid: Option<String>,
 }
 
 /// Turns encoded images into samples for one model.
@@ -36,6 +56,7 @@ impl ImageError {
 pub struct Preprocessor {
     input: InputConfig,
     max_pixels: u64,
+    dicom: DicomOptions,
     /// Per output channel: the normalised value of each 8-bit pixel value.
     lookup: Vec<[f32; 256]>,
 }
@@ -53,17 +74,46 @@ impl Preprocessor {
                 table
             })
             .collect();
-        Self { input, max_pixels, lookup }
+        let dicom = DicomOptions { max_pixels, max_frames: DEFAULT_MAX_FRAMES, window: WindowChoice::First };
+        Self { input, max_pixels, dicom, lookup }
+    }
+
+    /// How DICOM files are rendered, and how many frames one may hold.
+    pub fn with_dicom(mut self, window: WindowChoice, max_frames: usize) -> Self {
+        self.dicom.window = window;
+        self.dicom.max_frames = max_frames;
+        self
+    }
+
+    pub fn input(&self) -> &InputConfig {
+        &self.input
     }
 
     pub fn sample_len(&self) -> usize {
         self.input.sample_len()
     }
 
-    /// Decodes, resizes and normalises one image into `out`, which holds one sample.
-    /// Decodes, resizes and normalises one image into one sample.
+    /// Decodes, resizes and normalises one image into one sample (a DICOM file's first frame).
     pub fn preprocess(&self, encoded: &[u8]) -> Result<Vec<f32>, ImageError> {
-        let image = self.decode(encoded)?;
+        let mut samples = self.preprocess_frames(encoded)?.samples;
+        Ok(samples.swap_remove(0))
+    }
+
+    /// One sample per frame: one for an image file, one per frame for a DICOM file.
+    pub fn preprocess_frames(&self, encoded: &[u8]) -> Result<Samples, ImageError> {
+        if dicom::is_dicom(encoded) {
+            let file = dicom::decode(encoded, &self.dicom)?;
+            let samples = file.frames.into_iter().map(|frame| self.sample(frame)).collect::<Result<Vec<_>, _>>()?;
+            if samples.is_empty() {
+                return Err(DicomError::NotAnImage("it has no frames").into());
+            }
+            return Ok(Samples { samples, dicom: Some(DicomSource { sop_instance_uid: file.sop_instance_uid }) });
+        }
+        Ok(Samples { samples: vec![self.sample(self.decode(encoded)?)?], dicom: None })
+    }
+
+    /// Resizes and normalises a decoded image into one sample.
+    pub fn sample(&self, image: DynamicImage) -> Result<Vec<f32>, ImageError> {
         let size = (image.width(), image.height());
         let (pixels, pixel_type) = match self.input.color {
             ColorMode::Rgb | ColorMode::Bgr => (image.into_rgb8().into_raw(), PixelType::U8x3),

@@ -82,6 +82,10 @@ impl Application {
         if api_key.is_some() {
             log::info!("requests other than the probes need the API key (Authorization: Bearer)");
         }
+        let demo_page = web::Data::new(http::ui::DemoPage::new(settings.ui, api_key.is_some()));
+        if settings.ui {
+            log::info!("the demo page is at /ui (ui = false turns it off)");
+        }
         let api_key = web::Data::new(api_key.map(|key| ApiKey::new(key.expose())));
         let cors_allowed_origins = settings.cors_allowed_origins.clone();
         if !cors_allowed_origins.is_empty() {
@@ -89,7 +93,13 @@ impl Application {
         }
         let app_state = state.clone();
         let server = HttpServer::new(move || {
-            http::app(app_state.clone(), limits.clone(), api_key.clone(), cors_allowed_origins.clone())
+            http::app(
+                app_state.clone(),
+                limits.clone(),
+                api_key.clone(),
+                demo_page.clone(),
+                cors_allowed_origins.clone(),
+            )
         })
         .workers(settings.effective_http_workers())
         .shutdown_timeout(settings.shutdown_timeout_secs)

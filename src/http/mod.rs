@@ -12,6 +12,7 @@ pub mod request_id;
 pub mod routes;
 mod score;
 pub mod types;
+pub mod ui;
 pub mod v2;
 
 #[cfg(test)]
@@ -34,6 +35,7 @@ pub fn app(
     state: web::Data<ServerState>,
     limits: web::Data<RequestLimits>,
     api_key: web::Data<Option<ApiKey>>,
+    demo_page: web::Data<ui::DemoPage>,
     cors_allowed_origins: Vec<String>,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
@@ -48,6 +50,7 @@ pub fn app(
         .app_data(state)
         .app_data(limits)
         .app_data(api_key)
+        .app_data(demo_page)
         .service(resource(routes::ROOT).route(web::get().to(health::root)))
         .service(resource(routes::HEALTH).route(web::get().to(health::liveness)))
         .service(resource(routes::READY).route(web::get().to(health::readiness)))
@@ -58,6 +61,9 @@ pub fn app(
                 .route(web::post().to(score::score))
                 .route(web::method(Method::OPTIONS).to(score::options)),
         )
+        .service(resource(routes::UI).route(web::get().to(ui::index)))
+        .service(resource(routes::UI_SCRIPT).route(web::get().to(ui::script)))
+        .service(resource(routes::UI_STYLE).route(web::get().to(ui::style)))
         .service(resource(routes::V2_SERVER).route(web::get().to(v2::server_metadata)))
         .service(resource(routes::V2_LIVE).route(web::get().to(v2::live)))
         .service(resource(routes::V2_READY).route(web::get().to(v2::ready)))

@@ -26,6 +26,14 @@ pub const READY: Route = probe("/ready");
 pub const METRICS: Route = Route { path: "/metrics", methods: &["GET"], open: false, quiet: true };
 pub const SWAGGER: Route = Route { path: "/swagger.json", methods: &["GET"], open: false, quiet: false };
 pub const SCORE: Route = Route { path: "/score", methods: &["POST", "OPTIONS"], open: false, quiet: false };
+// The demo page is open (a browser cannot send a key for it); the page sends the key to /score.
+pub const UI: Route = page("/ui");
+pub const UI_SCRIPT: Route = page("/ui/app.js");
+pub const UI_STYLE: Route = page("/ui/app.css");
+
+const fn page(path: &'static str) -> Route {
+    Route { path, methods: &["GET"], open: true, quiet: false }
+}
 
 pub const V2_SERVER: Route = Route { path: "/v2", methods: &["GET"], open: false, quiet: false };
 pub const V2_LIVE: Route = probe("/v2/health/live");
@@ -53,6 +61,9 @@ pub const ALL: &[Route] = &[
     METRICS,
     SWAGGER,
     SCORE,
+    UI,
+    UI_SCRIPT,
+    UI_STYLE,
     V2_SERVER,
     V2_LIVE,
     V2_READY,
@@ -86,9 +97,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_probes_are_open() {
+    fn only_probes_and_the_demo_page_are_open() {
         let open: Vec<_> = ALL.iter().filter(|r| r.open).map(|r| r.path).collect();
-        assert_eq!(open, ["/", "/health", "/ready", "/v2/health/live", "/v2/health/ready"]);
+        let page = ["/ui", "/ui/app.js", "/ui/app.css"];
+        assert_eq!(open, ["/", "/health", "/ready", page[0], page[1], page[2], "/v2/health/live", "/v2/health/ready"]);
         assert!(!is_open("/score") && !is_open("/metrics") && !is_open("/health/"));
     }
 

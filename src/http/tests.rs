@@ -42,7 +42,8 @@ macro_rules! service {
         let limits =
             web::Data::new(RequestLimits { max_body_bytes: 64 * 1024, request_timeout: Duration::from_secs(10) });
         let key: Option<&str> = $key;
-        init_service(super::app($state, limits, web::Data::new(key.map(ApiKey::new)), Vec::new())).await
+        let page = web::Data::new(super::ui::DemoPage::new(true, key.is_some()));
+        init_service(super::app($state, limits, web::Data::new(key.map(ApiKey::new)), page, Vec::new())).await
     }};
 }
 

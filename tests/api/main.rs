@@ -18,4 +18,5 @@ mod lifecycle;
 mod models;
 mod resilience;
 mod security;
+mod ui;
 mod v2;

@@ -4,7 +4,7 @@
 #   1. build brain-tumor-ml:1.0 from the Dockerfile (docker when a daemon answers, else
 #      podman/buildah, creating base images locally with debootstrap when no registry answers);
 #   2. run it, wait for readiness, score the 17 real MRI images and azureml/sample-request.json,
-#      check every label; check the HEALTHCHECK, the non-root user and a read-only model;
+#      check every label; score a DICOM file; check the HEALTHCHECK, the non-root user and a read-only model;
 #   3. SIGTERM it and check a clean exit (code 0);
 #   4. run it again with a model mounted the way Azure ML mounts a registered folder model
 #      (AZUREML_MODEL_DIR=/var/azureml-app/azureml-models/<name>/<version>) and check it is used;
@@ -281,6 +281,20 @@ print_size() {
 
 # --- main ------------------------------------------------------------------------------------
 choose_engine
+# A real DICOM file (pydicom's MR_small.dcm) through the image: the label and frame the
+# pydicom + Pillow reference gives (tests/fixtures/dicom_reference.json).
+score_dicom_file() {
+  local answer label frame expected
+  answer=$(curl -fsS -H 'Content-Type: application/dicom' --data-binary @tests/data/dicom/MR_small.dcm "$(url /score)") \
+    || answer='{}'
+  label=$(label_of <<<"$answer" 2>/dev/null) || label="(request failed)"
+  frame=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["predictions"][0]["dicom"]["frame"])' <<<"$answer" 2>/dev/null) \
+    || frame="(none)"
+  expected=$(python3 -c 'import json; print(json.load(open("tests/fixtures/dicom_reference.json"))["files"]["MR_small.dcm"]["frames"][0]["label"])')
+  if [[ "$label" == "$expected" && "$frame" == 1 ]]; then pass "DICOM MR_small.dcm scored: $label, frame $frame"
+  else fail "DICOM MR_small.dcm: got $label (frame $frame), expected $expected (frame 1)"; fi
+}
+
 trap cleanup EXIT
 scripts/setup.sh --test-data >/dev/null
 scripts/make-sample-request.sh >/dev/null
@@ -293,6 +307,7 @@ if wait_ready "$name"; then
   pass "ready on port $port"
   score_mri_images brain-tumor-vgg16
   score_sample_request
+  score_dicom_file
   check_user_and_permissions
   check_healthcheck
   check_sigterm

@@ -221,6 +221,7 @@ fqdn=$(az containerapp show --name "$CONTAINERAPP_NAME" "${rg[@]}" "${sub[@]}" \
 [[ -n "$fqdn" ]] || die "the app has no ingress FQDN"
 uri=https://$fqdn/score
 echo "scoring URI: $uri"
+echo "demo page: https://$fqdn/ui"
 
 if ((smoke)); then
   request=$(sample_request)

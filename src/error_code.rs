@@ -56,7 +56,7 @@ codes! {
     BodyTooLarge = 413, "body_too_large", "a body over `max_body_bytes`";
     ImageTooLarge = 413, "image_too_large", "an image over `max_image_pixels` (checked from its header, before decoding)";
     TooManyImages = 413, "too_many_images", "more than `max_images_per_request` images";
-    UnsupportedMediaType = 415, "unsupported_media_type", "a content type other than JSON, multipart, `image/*` or `application/octet-stream`";
+    UnsupportedMediaType = 415, "unsupported_media_type", "a content type other than JSON, multipart, `image/*`, `application/dicom` or `application/octet-stream`";
     UnsupportedTransferSyntax = 415, "unsupported_transfer_syntax", "a DICOM file in a transfer syntax the server cannot decode (JPEG 2000, JPEG-LS, 12-bit JPEG); the message names it";
     UnsupportedDicomImage = 415, "unsupported_dicom_image", "a DICOM image of a kind the server cannot render (32-bit or float pixels, palette colour, colour over 8 bits)";
     RequestIdTooLong = 431, "request_id_too_long", "a request-id header over 100 characters";

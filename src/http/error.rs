@@ -29,7 +29,7 @@ pub enum ApiError {
     BodyTimeout,
     #[error(
         "unsupported content type `{0}`; send application/json, multipart/form-data, \
-         image/* or application/octet-stream"
+         image/*, application/dicom or application/octet-stream"
     )]
     UnsupportedMediaType(String),
     #[error("invalid JSON body: {0}")]

@@ -16,7 +16,7 @@ use crate::model::postprocess;
 use crate::model::spec::ModelConfig;
 
 /// The JSON request body: exactly one of `image` and `images`, base64-encoded (a `data:` URL
-/// prefix is allowed), and no other field. `payload.rs` parses it and names what is wrong; this
+/// prefix is allowed), optionally `explain` and `explain_grid`, and no other field. `payload.rs` parses it and names what is wrong; this
 /// type only documents it (written by hand: utoipa's derive cannot close a variant's fields).
 pub struct ScoreRequest;
 
@@ -24,15 +24,24 @@ impl utoipa::PartialSchema for ScoreRequest {
     fn schema() -> RefOr<Schema> {
         let image = ObjectBuilder::new()
             .schema_type(Type::String)
-            .description(Some("One image file (JPEG, PNG, ...), base64-encoded."))
+            .description(Some("One image file (JPEG, PNG, ..., or DICOM), base64-encoded."))
             .examples([serde_json::json!("/9j/4AAQSkZJRgABAQAAAQABAAD...")]);
         let images = ArrayBuilder::new()
             .items(ObjectBuilder::new().schema_type(Type::String))
             .description(Some("Several image files, base64-encoded; predictions come back in the same order."));
         let one_field = |name: &str, schema: RefOr<Schema>| {
+            let explain = ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .description(Some("Add an occlusion-sensitivity map to every prediction (as `?explain=true`)."));
+            let explain_grid = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(2))
+                .description(Some("The map's grid side, up to the server's `explain_max_grid` (default 8)."));
             ObjectBuilder::new()
                 .property(name, schema)
                 .required(name)
+                .property("explain", explain)
+                .property("explain_grid", explain_grid)
                 .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         };
         OneOfBuilder::new()

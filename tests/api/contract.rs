@@ -63,9 +63,14 @@ async fn swagger_describes_the_real_schemas() {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }
     let content = &doc["paths"]["/score"]["post"]["requestBody"]["content"];
-    for content_type in
-        ["application/json", "image/jpeg", "image/png", "application/octet-stream", "multipart/form-data"]
-    {
+    for content_type in [
+        "application/json",
+        "image/jpeg",
+        "image/png",
+        "application/dicom",
+        "application/octet-stream",
+        "multipart/form-data",
+    ] {
         assert!(content[content_type].is_object(), "{content_type} is documented");
     }
 
@@ -83,8 +88,25 @@ async fn swagger_describes_the_real_schemas() {
         keys
     };
     assert_eq!(documented("ScoreResponse"), sent(&body));
-    assert_eq!(documented("Prediction"), sent(&body["predictions"][0]));
     assert_eq!(documented("ModelSummary"), sent(&body["model"]));
+    // A plain image's prediction has no `dicom` or `explanation`; an explained DICOM file's has both.
+    let plain = sent(&body["predictions"][0]);
+    assert_eq!(plain, ["confidence", "label", "probabilities"]);
+    let dicom = std::fs::read(crate::helpers::repo_root().join("tests/data/dicom/MR_small.dcm")).unwrap();
+    let response = app
+        .score_request()
+        .query(&[("explain", "true"), ("explain_grid", "2")])
+        .header("content-type", "application/dicom")
+        .body(dicom)
+        .send()
+        .await
+        .unwrap();
+    let explained: Value = response.json().await.unwrap();
+    let prediction = &explained["predictions"][0];
+    assert_eq!(documented("Prediction"), sent(prediction));
+    assert_eq!(documented("DicomFrame"), sent(&prediction["dicom"]));
+    assert_eq!(documented("ExplanationBody"), sent(&prediction["explanation"]));
+    assert_eq!(documented("GridSize"), sent(&prediction["explanation"]["grid"]));
 }
 
 #[tokio::test]

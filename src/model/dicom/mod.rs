@@ -22,6 +22,8 @@ use image::{DynamicImage, GrayImage, RgbImage};
 
 use crate::error_code::Code;
 
+mod lengths;
+
 /// The offset of the `DICM` magic: a Part 10 file starts with a 128-byte preamble.
 const PREAMBLE_LEN: usize = 128;
 
@@ -104,6 +106,10 @@ impl DicomError {
 
 /// Decodes every frame of a DICOM Part 10 file into an 8-bit grey or RGB image.
 pub fn decode(bytes: &[u8], options: &DicomOptions) -> Result<DicomImage, DicomError> {
+    // A deflated data set holds at most the pixels (8 bytes each at most) and a header's worth.
+    let max_inflated =
+        usize::try_from(options.max_pixels.saturating_mul(8)).unwrap_or(usize::MAX).saturating_add(64 << 20);
+    lengths::check(bytes, max_inflated)?;
     let header = open(bytes, true)?;
     let geometry = Geometry::of(&header)?;
     check_transfer_syntax(&header, &geometry)?;

@@ -10,19 +10,22 @@ usage() {
 Usage: scripts/fuzz.sh [--seconds N] [--target NAME]... [--help]
 
   --seconds N     how long each target runs (default 60)
-  --target NAME   run only this target (repeatable); targets: json_body base64 multipart image_decode v2_infer
+  --target NAME   run only this target (repeatable); targets: json_body base64 multipart
+                  image_decode v2_infer dicom_decode
   --help          this text
 
 Installs cargo-fuzz into .cache/tools if missing, builds the targets with the nightly toolchain,
 then runs each one on its committed seeds (fuzz/seeds/<target>/), the corpus it grew before
 (.cache/fuzz/corpus/<target>/, where new inputs go) and, when tests/data/mri/ is there
-(scripts/setup.sh --test-data), seeds made from the 17 MRI images in a temporary directory.
+(scripts/setup.sh --test-data), seeds made from the 17 MRI images in a temporary directory
+(and, for dicom_decode, the real DICOM files under 40 KB from tests/data/dicom/ beside its
+hand-made seeds).
 Prints the executions per target and whether it crashed; crash inputs go to
 fuzz/artifacts/<target>/, full logs to .cache/fuzz/logs/<target>.log.
 EOF
 }
 
-all_targets=(json_body base64 multipart image_decode v2_infer)
+all_targets=(json_body base64 multipart image_decode v2_infer dicom_decode)
 seconds=60
 targets=()
 while [[ $# -gt 0 ]]; do
@@ -56,14 +59,14 @@ max_len() {
   case "$1" in
     json_body) echo 196608 ;;
     base64) echo 16384 ;;
-    multipart | image_decode | v2_infer) echo 131072 ;;
+    multipart | image_decode | v2_infer | dicom_decode) echo 131072 ;;
   esac
 }
 # No single allocation may exceed this: decoding is bounded by the 4-megapixel limit the targets
 # use (at most 96 MB for the decoder), and bodies of at most 192 KiB need far less.
 malloc_limit_mb() {
   case "$1" in
-    json_body | image_decode) echo 256 ;;
+    json_body | image_decode | dicom_decode) echo 256 ;;
     base64 | multipart | v2_infer) echo 64 ;;
   esac
 }
@@ -115,6 +118,14 @@ for target in "${targets[@]}"; do
     esac
   done
 done
+# The real DICOM files scripts/setup.sh --test-data fetches from pydicom's wheel, also at run time.
+if [[ " ${targets[*]} " == *" dicom_decode "* ]]; then
+  if compgen -G "$root/tests/data/dicom/*.dcm" >/dev/null; then
+    find "$root/tests/data/dicom" -name '*.dcm' -size -40k -exec cp {} "$extra/dicom_decode/" \;
+  else
+    echo "note: no DICOM files in tests/data/dicom (scripts/setup.sh --test-data fetches them); hand-made seeds only"
+  fi
+fi
 if [[ ${#mri[@]} -ge 3 && " ${targets[*]} " == *" json_body "* ]]; then
   printf '{"images": ["%s", "%s", "data:image/jpeg;base64,%s"]}' \
     "$(base64 -w0 "${mri[0]}")" "$(base64 -w0 "${mri[1]}")" "$(base64 -w0 "${mri[2]}")" >"$extra/json_body/mri-several.json"

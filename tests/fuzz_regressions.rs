@@ -71,3 +71,8 @@ fn images() {
 fn v2_inference_bodies() {
     replay("v2_infer", checks::check_v2_infer);
 }
+
+#[test]
+fn dicom_files() {
+    replay("dicom_decode", checks::check_dicom);
+}

@@ -9,6 +9,7 @@
 //! provides: `super::find(haystack, needle) -> Option<usize>` (memchr's memmem in the fuzz
 //! crate, a plain search in the test).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::io::Cursor;
 use std::sync::OnceLock;
@@ -21,6 +22,7 @@ use scorer::http::error::ApiError;
 use scorer::http::payload::{extract_images, parse_json};
 use scorer::http::v2::tensor::{self, Inputs};
 use scorer::input::{EncodedImage, decode_base64};
+use scorer::model::dicom::{self, DicomError, DicomOptions, WindowChoice};
 use scorer::model::preprocess::{ImageError, Preprocessor};
 use scorer::model::spec::{
     BatchDim, ColorMode, InputConfig, Layout, ModelConfig, OutputConfig, OutputKind, ResizeFilter,
@@ -146,26 +148,7 @@ pub fn check_image_with(input_index: usize, encoded: &[u8]) -> Result<(), ImageE
 fn check_preprocess(input: &InputConfig, preprocessor: &Preprocessor, encoded: &[u8]) -> Result<(), ImageError> {
     match preprocessor.preprocess(encoded) {
         Ok(sample) => {
-            let channels = input.color.channels();
-            assert_eq!(sample.len(), input.width as usize * input.height as usize * channels, "sample size");
-            assert_eq!(sample.len(), preprocessor.sample_len());
-            // Channel c of value i: NHWC interleaves channels, NCHW stores one plane per channel.
-            let plane = input.width as usize * input.height as usize;
-            for (i, value) in sample.iter().enumerate() {
-                let c = match input.layout {
-                    Layout::Nhwc => i % channels,
-                    Layout::Nchw => i / plane,
-                };
-                let [lo, hi] = input.pixel_range;
-                let (a, b) = ((lo - input.mean[c]) / input.std[c], (hi - input.mean[c]) / input.std[c]);
-                let (min, max) = (a.min(b), a.max(b));
-                let slack = 1e-4 * (1.0 + min.abs().max(max.abs()));
-                assert!(value.is_finite(), "value {i} is {value}");
-                assert!(
-                    (min - slack..=max + slack).contains(value),
-                    "value {i} (channel {c}) is {value}, outside {min}..={max}"
-                );
-            }
+            check_sample(input, preprocessor, &sample);
             Ok(())
         }
         Err(error) => {
@@ -176,6 +159,31 @@ fn check_preprocess(input: &InputConfig, preprocessor: &Preprocessor, encoded: &
             assert!(!error.to_string().is_empty());
             Err(error)
         }
+    }
+}
+
+/// One sample: exactly the input's size, every value finite and within the range the
+/// normalisation maps 0..=255 onto.
+fn check_sample(input: &InputConfig, preprocessor: &Preprocessor, sample: &[f32]) {
+    let channels = input.color.channels();
+    assert_eq!(sample.len(), input.width as usize * input.height as usize * channels, "sample size");
+    assert_eq!(sample.len(), preprocessor.sample_len());
+    // Channel c of value i: NHWC interleaves channels, NCHW stores one plane per channel.
+    let plane = input.width as usize * input.height as usize;
+    for (i, value) in sample.iter().enumerate() {
+        let c = match input.layout {
+            Layout::Nhwc => i % channels,
+            Layout::Nchw => i / plane,
+        };
+        let [lo, hi] = input.pixel_range;
+        let (a, b) = ((lo - input.mean[c]) / input.std[c], (hi - input.mean[c]) / input.std[c]);
+        let (min, max) = (a.min(b), a.max(b));
+        let slack = 1e-4 * (1.0 + min.abs().max(max.abs()));
+        assert!(value.is_finite(), "value {i} is {value}");
+        assert!(
+            (min - slack..=max + slack).contains(value),
+            "value {i} (channel {c}) is {value}, outside {min}..={max}"
+        );
     }
 }
 
@@ -400,5 +408,160 @@ pub fn check_v2_infer(data: &[u8]) {
         assert!(output.data.is_none());
     } else {
         assert!(binary.is_empty() && output.data.is_some());
+    }
+}
+
+/// Frames a DICOM file may hold in the `dicom_decode` target (the server's default is 64).
+pub const MAX_DICOM_FRAMES: usize = 8;
+
+/// The window choices a DICOM file is decoded with: the viewer's default, min–max, and the
+/// second window (the first when the file has only one).
+const WINDOW_CHOICES: [WindowChoice; 3] = [WindowChoice::First, WindowChoice::MinMax, WindowChoice::Index(1)];
+
+/// The two model inputs, reading DICOM files of up to `MAX_DICOM_FRAMES` frames, first window.
+fn dicom_preprocessors() -> &'static [(InputConfig, Preprocessor); 2] {
+    static PREPROCESSORS: OnceLock<[(InputConfig, Preprocessor); 2]> = OnceLock::new();
+    PREPROCESSORS.get_or_init(|| {
+        [default_model_input(), grayscale_nchw_input()].map(|input| {
+            let preprocessor =
+                Preprocessor::new(input.clone(), MAX_PIXELS).with_dicom(WindowChoice::First, MAX_DICOM_FRAMES);
+            (input, preprocessor)
+        })
+    })
+}
+
+/// The `dicom_decode` target's input as a DICOM Part 10 file: bytes without the `DICM` magic
+/// at offset 128 get a zero preamble and the magic in front, so that every input takes the DICOM
+/// path (and a saved input replays as the fuzzer ran it).
+pub fn as_dicom_file(data: &[u8]) -> Cow<'_, [u8]> {
+    if dicom::is_dicom(data) {
+        return Cow::Borrowed(data);
+    }
+    let mut file = Vec::with_capacity(132 + data.len());
+    file.extend_from_slice(&[0; 128]);
+    file.extend_from_slice(b"DICM");
+    file.extend_from_slice(data);
+    Cow::Owned(file)
+}
+
+/// What one decoding of a DICOM file gave: its SOP Instance UID and every frame's size.
+type Decoded = Result<(Option<String>, Vec<(u32, u32)>), DicomError>;
+
+/// A DICOM file (see `as_dicom_file`): decoded with every window choice, then preprocessed
+/// through both model inputs. Decoded: at most `MAX_DICOM_FRAMES` frames of one size, 8-bit grey
+/// or RGB, Rows × Columns × frames within the pixel limit, whatever the window; preprocessed: one
+/// sample per frame (1 to `MAX_DICOM_FRAMES`), each checked as `check_image` checks one, and the
+/// file's identifier; refused: with a DICOM error that says what the limit was, the same for every
+/// window and both inputs (decoding depends on neither), or a resize error.
+pub fn check_dicom(data: &[u8]) {
+    let file = as_dicom_file(data);
+    let decoded = WINDOW_CHOICES.map(|window| check_dicom_decode(&file, window));
+    for (window, other) in WINDOW_CHOICES.iter().zip(&decoded).skip(1) {
+        // The window changes grey levels, not the frames' number or size, nor whether it decodes.
+        assert_eq!(other, &decoded[0], "decoding with {window:?} differs from decoding with the first window");
+    }
+    let first = &decoded[0];
+    let results = dicom_preprocessors().each_ref().map(|(input, preprocessor)| {
+        let result = check_dicom_preprocess(input, preprocessor, &file);
+        // The preprocessor decodes as `dicom::decode` with the same options did.
+        match (first, &result) {
+            (Err(error), result) => {
+                assert_eq!(result, &Err(ImageError::Dicom(error.clone())), "preprocessing refused otherwise")
+            }
+            (Ok((_, frames)), Err(ImageError::Dicom(DicomError::NotAnImage(_)))) if frames.is_empty() => {}
+            (Ok((uid, frames)), Ok(samples)) => assert_eq!((uid, frames.len()), (&samples.0, samples.1), "{input:?}"),
+            (Ok(_), Err(error)) => {
+                assert!(
+                    matches!(error, ImageError::Corrupt { format, .. } if format == "decoded"),
+                    "decoded, then refused with {error:?}"
+                )
+            }
+        }
+        result
+    });
+    // Decoding does not depend on the model's input, so neither does a refusal made there.
+    for (one, other) in [(&results[0], &results[1]), (&results[1], &results[0])] {
+        if let Err(error) = one
+            && is_decode_error(error)
+        {
+            assert_eq!(other.as_ref().err(), Some(error), "the two model inputs disagree on the same DICOM file");
+        }
+    }
+}
+
+/// `dicom::decode` with one window choice, the pixel limit and `MAX_DICOM_FRAMES`.
+fn check_dicom_decode(file: &[u8], window: WindowChoice) -> Decoded {
+    let options = DicomOptions { max_pixels: MAX_PIXELS, max_frames: MAX_DICOM_FRAMES, window };
+    match dicom::decode(file, &options) {
+        Ok(image) => {
+            let frames = image.frames.len();
+            assert!(frames <= MAX_DICOM_FRAMES, "decoded {frames} frames despite the limit of {MAX_DICOM_FRAMES}");
+            let sizes: Vec<(u32, u32)> = image.frames.iter().map(|frame| (frame.width(), frame.height())).collect();
+            let pixels: u64 = sizes.iter().map(|&(width, height)| u64::from(width) * u64::from(height)).sum();
+            assert!(pixels <= MAX_PIXELS, "decoded {frames} frames of {sizes:?}: {pixels} pixels, over {MAX_PIXELS}");
+            for (i, frame) in image.frames.iter().enumerate() {
+                assert_eq!(sizes[i], sizes[0], "frame {i}'s size differs from frame 0's");
+                assert!(sizes[i].0 > 0 && sizes[i].1 > 0, "frame {i} is {:?}", sizes[i]);
+                assert!(
+                    matches!(frame, image::DynamicImage::ImageLuma8(_) | image::DynamicImage::ImageRgb8(_)),
+                    "frame {i} is {:?}, not 8-bit grey or RGB",
+                    frame.color()
+                );
+            }
+            Ok((image.sop_instance_uid, sizes))
+        }
+        Err(error) => {
+            check_dicom_error(&error);
+            Err(error)
+        }
+    }
+}
+
+/// A DICOM refusal: a message, no header text in it, and the limit it names is the one set.
+fn check_dicom_error(error: &DicomError) {
+    let message = error.to_string();
+    assert!(!message.is_empty());
+    // Attribute values never reach an error: only codes, UIDs and sizes, all printable ASCII.
+    assert!(message.bytes().all(|b| b == b' ' || b.is_ascii_graphic()), "{message:?}");
+    match *error {
+        DicomError::TooLarge { rows, columns, frames, max } => {
+            assert_eq!(max, MAX_PIXELS);
+            assert!(u64::from(rows) * u64::from(columns) * u64::from(frames) > max, "{error}");
+        }
+        DicomError::TooManyFrames { frames, max } => {
+            assert_eq!(max, MAX_DICOM_FRAMES);
+            assert!(frames as usize > max, "{error}");
+        }
+        _ => {}
+    }
+}
+
+/// `preprocess_frames` through one model input: 1 to `MAX_DICOM_FRAMES` samples of exactly the
+/// input's size with finite, normalised values, and a `DicomSource`; or a DICOM or resize error.
+/// Gives the SOP Instance UID and the number of samples.
+fn check_dicom_preprocess(
+    input: &InputConfig,
+    preprocessor: &Preprocessor,
+    file: &[u8],
+) -> Result<(Option<String>, usize), ImageError> {
+    match preprocessor.preprocess_frames(file) {
+        Ok(samples) => {
+            let count = samples.samples.len();
+            assert!((1..=MAX_DICOM_FRAMES).contains(&count), "{count} samples from one DICOM file");
+            for sample in &samples.samples {
+                check_sample(input, preprocessor, sample);
+            }
+            let source = samples.dicom.expect("a DICOM file's samples without a DicomSource");
+            Ok((source.sop_instance_uid, count))
+        }
+        Err(error) => {
+            match &error {
+                ImageError::Dicom(dicom) => check_dicom_error(dicom),
+                ImageError::Corrupt { format, .. } if format == "decoded" => {}
+                other => panic!("a DICOM file refused with {other:?}"),
+            }
+            assert!(!error.to_string().is_empty());
+            Err(error)
+        }
     }
 }

@@ -100,7 +100,8 @@ impl Walker<'_> {
             return Some(Header { tag, vr, len });
         }
         let vr_bytes: [u8; 2] = self.data.get(self.pos + 4..self.pos + 6)?.try_into().ok()?;
-        let vr = VR::from_binary(vr_bytes);
+        // An unknown VR is read as UN (a 4-byte length after 2 reserved bytes), as dicom-rs does.
+        let vr = Some(VR::from_binary(vr_bytes).unwrap_or(VR::UN));
         let long = matches!(
             vr,
             Some(
@@ -133,11 +134,21 @@ impl Walker<'_> {
         Ok(len)
     }
 
-    /// Walks group 0002 (always explicit VR little endian) and returns the transfer syntax.
+    /// Walks group 0002 (always explicit VR little endian) and returns the transfer syntax. As
+    /// dicom-object does: the group must open with its length, and elements are read whole until
+    /// that many bytes have been read, which is where the data set starts.
     fn meta_group(&mut self) -> Result<Option<String>, DicomError> {
-        let mut transfer_syntax = None;
-        while self.u16_at(self.pos) == Some(0x0002) {
-            let Some(header) = self.header() else { break };
+        let no_length = DicomError::Corrupt("its file meta group does not start with its length");
+        let header = self.header().ok_or(no_length.clone())?;
+        if header.tag != (0x0002, 0x0000) || header.len != 4 {
+            return Err(no_length);
+        }
+        let group_length = self.u32_at(self.pos).ok_or(no_length)? as usize;
+        self.pos += 4;
+        let (mut read, mut transfer_syntax) = (0usize, None);
+        while read < group_length {
+            let before = self.pos;
+            let header = self.header().ok_or(DicomError::Corrupt("its file meta group is truncated"))?;
             if header.len == UNDEFINED {
                 return Err(DicomError::Corrupt("its file meta group has an element of undefined length"));
             }
@@ -147,6 +158,7 @@ impl Walker<'_> {
                 transfer_syntax = Some(String::from_utf8_lossy(value).trim_end_matches(['\0', ' ']).to_owned());
             }
             self.pos += len;
+            read += self.pos - before;
         }
         Ok(transfer_syntax)
     }
@@ -199,11 +211,14 @@ mod tests {
         if uid.len() % 2 == 1 {
             uid.push(0);
         }
+        let mut meta = vec![0x02, 0x00, 0x10, 0x00, b'U', b'I'];
+        meta.extend_from_slice(&(uid.len() as u16).to_le_bytes());
+        meta.extend_from_slice(&uid);
         let mut bytes = vec![0u8; PREAMBLE_LEN];
         bytes.extend_from_slice(b"DICM");
-        bytes.extend_from_slice(&[0x02, 0x00, 0x10, 0x00, b'U', b'I']);
-        bytes.extend_from_slice(&(uid.len() as u16).to_le_bytes());
-        bytes.extend_from_slice(&uid);
+        bytes.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0]);
+        bytes.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&meta);
         bytes.extend_from_slice(data_set);
         bytes
     }

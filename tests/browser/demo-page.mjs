@@ -9,7 +9,7 @@
 // failed and why on stderr and exits 1 (2 for a wrong command line). Fails on any console error,
 // CSP violation, uncaught exception, failed request, or request to another origin. Uses Debian's
 // chromium (CHROMIUM, default /usr/bin/chromium), like open-page.mjs.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 
@@ -139,19 +139,7 @@ async function openUi(page) {
   return csp;
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 
 let exitCode = 0;
 try {

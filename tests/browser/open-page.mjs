@@ -7,7 +7,7 @@
 // logged an error, threw, failed a request, fetched anything from another origin, or has an image
 // that did not load. Uses Debian's chromium (CHROMIUM, default /usr/bin/chromium): Playwright's
 // own browser download is not reachable everywhere.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { pathToFileURL } from "node:url";
 import path from "node:path";
 
@@ -22,19 +22,7 @@ const screenshot = screenshotAt >= 0 ? args[screenshotAt + 1] : null;
 const url = /^https?:\/\//.test(target) ? target : pathToFileURL(path.resolve(target)).href;
 const origin = new URL(url).origin;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 const problems = [];
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });

@@ -134,7 +134,7 @@ pub fn run(settings: &Settings, args: &BenchArgs) -> Result<BenchReport, Box<dyn
 
     Ok(BenchReport {
         model: config.name,
-        intra_op_threads: settings.intra_op_threads,
+        intra_op_threads: settings.effective_intra_op_threads(),
         inference_sessions: engines.len(),
         ceiling,
         preprocess: Timing::of(preprocess),

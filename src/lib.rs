@@ -9,6 +9,7 @@ pub mod batching;
 pub mod bench;
 pub mod classifier;
 pub mod cli;
+pub mod cpu_budget;
 pub mod error_code;
 pub mod evaluate;
 pub mod explain;

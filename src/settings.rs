@@ -9,6 +9,7 @@ use config::{Config, Environment, File};
 use serde::{Deserialize, Serialize};
 
 use crate::classifier::ClassifierOptions;
+use crate::cpu_budget::{self, CpuBudget};
 use crate::model::cache::CacheOptions;
 use crate::model::dicom::WindowChoice;
 use crate::model::engine::SessionOptions;
@@ -28,11 +29,14 @@ pub struct Settings {
     pub port: u16,
     /// Folder holding the model; falls back to `AZUREML_MODEL_DIR`, then `./model`.
     pub model_dir: Option<PathBuf>,
-    /// HTTP worker threads; 0 means one per CPU.
+    /// HTTP worker threads; 0 means one per CPU this process may use (its cgroup CPU quota
+    /// where one is set, `cpu_budget`).
     pub http_workers: usize,
-    /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime use one per physical core.
+    /// ONNX Runtime intra-op threads per session; 0 means the cgroup CPU quota shared among the
+    /// `inference_sessions` where a quota is set, else ONNX Runtime's own choice (one per
+    /// physical core of the host).
     pub intra_op_threads: usize,
-    /// Images decoded and resized at once; 0 means one per CPU.
+    /// Images decoded and resized at once; 0 means one per CPU this process may use.
     pub preprocess_threads: usize,
     /// ONNX Runtime sessions running side by side, each with its own copy of the model. 1 suits
     /// large models (one session uses every core); small models with a fixed batch size gain
@@ -280,7 +284,7 @@ impl Settings {
     /// How `model::loader` opens the engines.
     pub fn engine_options(&self) -> EngineOptions {
         EngineOptions {
-            session: SessionOptions { intra_op_threads: self.intra_op_threads },
+            session: SessionOptions { intra_op_threads: self.effective_intra_op_threads() },
             sessions: self.inference_sessions,
             cache: self.optimized_model_cache.then(|| CacheOptions { dir: self.optimized_model_cache_folder() }),
         }
@@ -312,6 +316,12 @@ impl Settings {
         }
     }
 
+    /// The intra-op threads each session gets; 0 leaves the choice to ONNX Runtime. ONNX Runtime
+    /// ignores a container's CPU quota, so under one the pool is sized here instead.
+    pub fn effective_intra_op_threads(&self) -> usize {
+        intra_op_threads_for(self.intra_op_threads, self.inference_sessions, cpu_budget::detect())
+    }
+
     pub fn effective_http_workers(&self) -> usize {
         or_cpu_count(self.http_workers)
     }
@@ -323,7 +333,14 @@ impl Settings {
 
 /// `value`, or the number of CPUs this process may use when it is 0.
 fn or_cpu_count(value: usize) -> usize {
-    if value == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { value }
+    if value == 0 { cpu_budget::detect().cpus } else { value }
+}
+
+fn intra_op_threads_for(setting: usize, sessions: usize, budget: CpuBudget) -> usize {
+    match (setting, budget.quota) {
+        (0, Some(_)) => (budget.cpus / sessions.max(1)).max(1),
+        _ => setting,
+    }
 }
 
 fn path_string(path: &Path) -> String {
@@ -429,5 +446,17 @@ mod tests {
         let vars = env(&[("SCORER_CORS_ALLOWED_ORIGINS", "https://a.example,https://b.example")]);
         let settings = Settings::load_from(&Overrides::default(), vars).unwrap();
         assert_eq!(settings.cors_allowed_origins, ["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn intra_op_threads_follow_a_cgroup_quota_only_when_left_at_zero() {
+        let quota = Some(crate::cpu_budget::Quota { quota_us: 400_000, period_us: 100_000 });
+        let limited = CpuBudget { cpus: 4, quota };
+        assert_eq!(intra_op_threads_for(0, 1, limited), 4);
+        assert_eq!(intra_op_threads_for(0, 2, limited), 2, "the quota is shared among the sessions");
+        assert_eq!(intra_op_threads_for(0, 8, limited), 1);
+        assert_eq!(intra_op_threads_for(3, 1, limited), 3, "an explicit setting wins");
+        let unlimited = CpuBudget { cpus: 4, quota: None };
+        assert_eq!(intra_op_threads_for(0, 1, unlimited), 0, "no quota: ONNX Runtime's own choice");
     }
 }

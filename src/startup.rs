@@ -16,6 +16,7 @@ use ort::environment::Environment;
 use tokio::sync::oneshot;
 
 use crate::classifier::{Classifier, StartError};
+use crate::cpu_budget;
 use crate::http::auth::ApiKey;
 use crate::http::{self, RequestLimits};
 use crate::metrics::Metrics;
@@ -24,6 +25,21 @@ use crate::model::loader::{self, OpenError};
 use crate::model::runtime::{self, RuntimeError};
 use crate::settings::{Settings, SettingsError};
 use crate::state::ServerState;
+
+/// The CPU budget and what it sized, so a throttled or oversubscribed replica can be told from a
+/// slow one.
+fn log_thread_counts(settings: &Settings) {
+    let intra = match settings.effective_intra_op_threads() {
+        0 => "ONNX Runtime's default (one per physical core)".to_owned(),
+        threads => threads.to_string(),
+    };
+    log::info!(
+        "CPUs: {}; ONNX Runtime intra-op threads per session: {intra}; HTTP workers: {}; preprocess threads: {}",
+        cpu_budget::detect(),
+        settings.effective_http_workers(),
+        settings.effective_preprocess_threads()
+    );
+}
 
 /// Why the model could not be made ready: opening it, or warming it up.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +79,8 @@ impl Application {
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
         let (environment, library) = runtime::init()?;
         log::info!("ONNX Runtime library: {}", library.display());
+
+        log_thread_counts(&settings);
 
         let model_dir = settings.model_folder();
         let files = discovery::discover(&model_dir)?;

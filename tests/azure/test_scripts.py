@@ -39,6 +39,7 @@ SCRIPT_NAMES = [
     "acr-push.sh",
     "deploy-aml.sh",
     "deploy-containerapp.sh",
+    "autoscale-aml.sh",
     "invoke.sh",
     "logs.sh",
     "make-sample-request.sh",
@@ -61,6 +62,7 @@ REQUIRED = {
         "CONTAINERAPP_NAME",
         "CONTAINERAPP_ENV",
     ],
+    ("autoscale-aml.sh",): ["AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE", "AML_ENDPOINT_NAME"],
     ("logs.sh", "aml"): ["AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE", "AML_ENDPOINT_NAME"],
     ("logs.sh", "containerapp"): ["AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "CONTAINERAPP_NAME"],
 }
@@ -124,6 +126,8 @@ class HelpAndArguments(StubTestCase):
             ("deploy-aml.sh", ["--deployment", "purple"]),
             ("deploy-aml.sh", ["--traffic-only"]),
             ("deploy-containerapp.sh", ["--frobnicate"]),
+            ("autoscale-aml.sh", ["--frobnicate"]),
+            ("autoscale-aml.sh", ["--deployment", "9-not-a-name"]),
             ("logs.sh", ["nowhere"]),
             ("invoke.sh", ["--as", "telepathy", str(GLIOMA)]),
         ]:
@@ -482,6 +486,123 @@ class DeployContainerApp(StubTestCase):
         self.assertIn("scripts/logs.sh containerapp --system", result.stderr)
 
 
+class AutoscaleAml(StubTestCase):
+    """scripts/autoscale-aml.sh: Azure Monitor autoscale on a managed deployment's resource id."""
+
+    NAME = f"autoscale-{ENDPOINT}-blue"
+    FIRST_RUN = [
+        "ml online-deployment show",  # its resource id: what autoscale scales
+        "ml online-endpoint show",  # its resource id: where RequestLatency comes from
+        "monitor autoscale show",
+        "monitor autoscale create",
+        "monitor autoscale rule create",
+        "monitor autoscale rule create",
+        "monitor autoscale rule create",
+    ]
+    RULE = re.compile(r"^(\w+) ([<>]) (\d+) avg (\d+)m(?: where deployment == ([\w-]+))?$")
+
+    def deploy(self, *args):
+        self.run_script("deploy-aml.sh", "--skip-smoke-test", *args)
+        self.world.clear()
+
+    def setting(self, name=NAME):
+        return json.loads((self.world.state / f"autoscale-{AZURE_ENV['AZURE_RESOURCE_GROUP']}-{name}").read_text())
+
+    def rules(self, name=NAME):
+        """{(metric, direction): (operator, threshold, window minutes, deployment filter, cooldown, resource)}"""
+        found = {}
+        for rule in self.setting(name)["profiles"][0]["rules"]:
+            metric, operator, threshold, window, where = self.RULE.match(rule["condition"]).groups()
+            direction, _, change = rule["scale"].partition(" ")
+            self.assertEqual(change, "1", "one instance at a time")
+            self.assertNotIn((metric, direction), found, "one rule per metric and direction")
+            found[metric, direction] = (operator, int(threshold), int(window), where, int(rule["cooldown"]),
+                                        rule["metricResourceUri"])
+        return found
+
+    def test_first_run_creates_the_setting_and_three_rules(self):
+        self.deploy()
+        result = self.run_script("autoscale-aml.sh")
+        self.assertEqual(self.words(), self.FIRST_RUN)
+        self.assertEqual([option(argv, "--query") for argv in self.az()[:2]], ["id", "id"])
+        (create,) = self.calls_to("monitor autoscale create")
+        self.assertEqual(option(create, "--name"), self.NAME)
+        self.assertTrue(option(create, "--resource").endswith(f"/onlineEndpoints/{ENDPOINT}/deployments/blue"))
+        self.assertEqual((option(create, "--min-count"), option(create, "--max-count"), option(create, "--count")),
+                         ("1", "3", "1"))
+        for argv in self.az():
+            self.assertEqual(option(argv, "--subscription"), AZURE_ENV["AZURE_SUBSCRIPTION_ID"], argv)
+            self.assertEqual(option(argv, "--resource-group"), AZURE_ENV["AZURE_RESOURCE_GROUP"], argv)
+        self.assertIn(self.NAME, result.stdout)
+
+        deployment_id = self.setting()["targetResourceUri"]
+        endpoint_id = deployment_id.rsplit("/deployments/", 1)[0]
+        self.assertTrue(endpoint_id.endswith(f"/workspaces/{AZURE_ENV['AZUREML_WORKSPACE']}/onlineEndpoints/{ENDPOINT}"))
+        rules = self.rules()
+        self.assertEqual(set(rules), {("CpuUtilizationPercentage", "out"), ("RequestLatency", "out"),
+                                      ("CpuUtilizationPercentage", "in")},
+                         "no latency scale-in: without traffic it has no values, and all scale-in rules must agree")
+        cpu_out, latency_out, cpu_in = (rules["CpuUtilizationPercentage", "out"], rules["RequestLatency", "out"],
+                                        rules["CpuUtilizationPercentage", "in"])
+        self.assertEqual(cpu_out, (">", 40, 5, None, 15, deployment_id))
+        self.assertEqual(latency_out, (">", 1000, 5, "blue", 15, endpoint_id), "the endpoint's metric, blue's share")
+        self.assertEqual(cpu_in, ("<", 15, 30, None, 20, deployment_id))
+        # A saturated DS3_v2 shows ~50 % CPU (2 ONNX Runtime threads on 4 vCPUs): the scale-out line
+        # must sit below that, and one instance fewer after a scale-in must stay under it (no flapping).
+        self.assertLess(cpu_out[1], 50)
+        self.assertLess(cpu_in[1] * 2, cpu_out[1])
+        self.assertGreater(cpu_in[2], cpu_out[2], "scale in over a longer window")
+        self.assertGreater(cpu_in[4], cpu_out[4], "and with a longer cooldown")
+        self.assertLess(cpu_in[4], cpu_in[2], "a cooldown holds scale-out too: keep it below the window")
+
+    def test_second_run_updates_and_replaces_the_rules(self):
+        self.deploy()
+        self.run_script("autoscale-aml.sh")
+        self.world.clear()
+        self.run_script("autoscale-aml.sh", AML_AUTOSCALE_MAX="5")
+        words = self.words()
+        self.assertNotIn("monitor autoscale create", words)
+        self.assertEqual(words[3:6], ["monitor autoscale update", "monitor autoscale rule delete",
+                                      "monitor autoscale rule create"])
+        (delete,) = self.calls_to("monitor autoscale rule delete")
+        self.assertEqual(option(delete, "--index"), "*", "every rule of the default profile, then the three anew")
+        self.assertEqual(len(self.setting()["profiles"][0]["rules"]), 3, "no duplicates")
+        self.assertEqual(len(self.rules()), 3)
+        self.assertEqual(self.setting()["profiles"][0]["capacity"], {"minimum": "1", "maximum": "5", "default": "1"})
+
+    def test_limits_latency_deployment_and_endpoint_from_the_environment_and_options(self):
+        self.deploy("--deployment", "green")
+        env = {"AML_AUTOSCALE_MIN": "2", "AML_AUTOSCALE_MAX": "6", "AML_AUTOSCALE_DEFAULT": "3",
+               "AML_AUTOSCALE_LATENCY_MS": "2500", "AML_ENDPOINT_NAME": None}
+        self.run_script("autoscale-aml.sh", "--deployment", "green", "--endpoint", ENDPOINT, **env)
+        (create,) = self.calls_to("monitor autoscale create")
+        self.assertEqual(option(create, "--name"), f"autoscale-{ENDPOINT}-green")
+        self.assertTrue(option(create, "--resource").endswith("/deployments/green"))
+        self.assertEqual((option(create, "--min-count"), option(create, "--max-count"), option(create, "--count")),
+                         ("2", "6", "3"))
+        latency = self.rules(f"autoscale-{ENDPOINT}-green")["RequestLatency", "out"]
+        self.assertEqual(latency[1:4], (2500, 5, "green"))
+
+    def test_bad_limits_are_refused_before_azure_is_called(self):
+        for env in ({"AML_AUTOSCALE_MIN": "0"}, {"AML_AUTOSCALE_MIN": "3", "AML_AUTOSCALE_MAX": "3"},
+                    {"AML_AUTOSCALE_MAX": "three"}, {"AML_AUTOSCALE_MAX": "08"}, {"AML_AUTOSCALE_DEFAULT": "9"},
+                    {"AML_AUTOSCALE_LATENCY_MS": "0"}):
+            with self.subTest(env=env):
+                result = self.run_script("autoscale-aml.sh", expect=1, **env)
+                self.assertIn("AML_AUTOSCALE", result.stderr)
+        self.assertEqual(self.az(), [])
+
+    def test_all_missing_variables_are_named_at_once(self):
+        result = self.run_script("autoscale-aml.sh", expect=1, **{k: None for k in AZURE_ENV})
+        self.assertIn(" ".join(REQUIRED[("autoscale-aml.sh",)]), result.stderr)
+        self.assertEqual(self.az(), [])
+
+    def test_missing_deployment_points_at_deploy_aml(self):
+        result = self.run_script("autoscale-aml.sh", expect=1)
+        self.assertIn("scripts/deploy-aml.sh --deployment blue", result.stderr)
+        self.assertEqual(self.words(), ["ml online-deployment show"])
+
+
 class Logs(StubTestCase):
     def test_aml_server_and_storage_initializer(self):
         self.run_script("logs.sh", "aml")
@@ -571,7 +692,7 @@ class EnvExample(unittest.TestCase):
     def test_documents_every_variable_the_scripts_read(self):
         names = {name for names in REQUIRED.values() for name in names}
         names |= {"IMAGE_NAME", "IMAGE_TAG", "AML_MODEL_NAME", "AML_MODEL_VERSION", "CONTAINERAPP_MIN_REPLICAS",
-                  "CONTAINERAPP_MAX_REPLICAS"}
+                  "CONTAINERAPP_MAX_REPLICAS", "AML_AUTOSCALE_MIN", "AML_AUTOSCALE_MAX", "AML_AUTOSCALE_LATENCY_MS"}
         self.assertLessEqual(names, set(self.values), "undocumented variables")
 
     def test_placeholders_only(self):
@@ -590,7 +711,8 @@ class NoSecretsCommitted(unittest.TestCase):
     SECRETISH = re.compile(r"AccountKey=|SharedAccessSignature|password\s*[=:]\s*\S|BEGIN [A-Z ]*PRIVATE KEY", re.I)
 
     def test_deployment_files(self):
-        files = [REPO / ".env.example", *sorted((REPO / "azureml").glob("*.yml")), REPO / "README.md",
+        files = [REPO / ".env.example", *sorted((REPO / "azureml").glob("*.yml")),
+                 *sorted((REPO / "azureml" / "kubernetes").glob("*.yml")), REPO / "README.md",
                  *sorted((REPO / "docs").glob("*.md"))]
         files += [SCRIPTS / name for name in SCRIPT_NAMES] + [SCRIPTS / "lib" / "azure.sh"]
         for path in files:

@@ -1,17 +1,23 @@
-"""The azureml/*.yml files: valid for azure-ai-ml's own loaders (the checks `az ml ... create -f`
-runs), and consistent with the server's contract and with each other."""
+"""The azureml/*.yml and azureml/kubernetes/*.yml files: valid for azure-ai-ml's own loaders (the
+checks `az ml ... create -f` runs), the Kubernetes InstanceType limited to its documented fields, and
+all of them consistent with the server's contract and with each other."""
 
 import contextlib
 import io
 import logging
 import re
 import shutil
+import subprocess
 import tempfile
 import unittest
 import warnings
 from pathlib import Path
 
-from support import AZUREML, DEPLOYMENTS, MODEL_OF_DEPLOYMENT, REPO, load_yaml
+import yaml
+
+from support import AZUREML, DEPLOYMENTS, MODEL_OF_DEPLOYMENT, REPO, SCORER, clean_environ, load_yaml
+
+KUBERNETES = AZUREML / "kubernetes"
 
 # Seconds of VGG16 inference per image on the 2 physical cores of a Standard_DS3_v2 (the upper
 # end of the measured 0.10-0.15 s), and the model's load + warm-up time, from the README.
@@ -22,8 +28,10 @@ ROUTES = {"liveness_route": "/health", "readiness_route": "/ready", "scoring_rou
 NAME_PATTERN = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")  # CONTRACT.md, 3-32 chars
 
 
-def sdk_load(path):
-    """Loads one YAML file with the azure-ai-ml loader for its kind.
+def sdk_load(path, kind=None):
+    """Loads one YAML file with the azure-ai-ml loader for its kind: `kind` is the file's path
+    below azureml/ ("deployment.yml", "kubernetes/deployment.yml"), taken from `path` when it lies
+    there; a copy elsewhere (a test's scratch file) names the file it copies.
 
     Returns (entity, problems): problems lists every warning (warnings module), log record at
     WARNING or above, and byte printed on stdout/stderr while loading. One warning family is
@@ -42,10 +50,14 @@ def sdk_load(path):
         "deployment-int8.yml": load_online_deployment,
         "model.yml": load_model,
         "model-int8.yml": load_model,
+        "kubernetes/endpoint.yml": load_online_endpoint,
+        "kubernetes/deployment.yml": load_online_deployment,
     }
-    loader = loaders.get(Path(path).name)
+    if kind is None:
+        kind = Path(path).resolve().relative_to(AZUREML).as_posix()
+    loader = loaders.get(kind)
     if loader is None:
-        raise AssertionError(f"{path}: no loader known for this file; add it to sdk_load()")
+        raise AssertionError(f"{path}: no loader known for {kind}; add it to sdk_load()")
 
     records = []
 
@@ -77,39 +89,79 @@ def sdk_load(path):
 
 
 class SdkValidation(unittest.TestCase):
-    """Every azureml/*.yml loads with azure-ai-ml's loader, without an error or a warning."""
+    """Every azureml/*.yml and azureml/kubernetes/*.yml (but the InstanceType, a Kubernetes resource
+    that no Azure ML tool reads) loads with azure-ai-ml's loader, without an error or a warning."""
 
     def test_every_yaml_file_loads_cleanly(self):
-        files = sorted(AZUREML.glob("*.yml")) + sorted(AZUREML.glob("*.yaml"))
+        files = [
+            path
+            for folder in (AZUREML, KUBERNETES)
+            for pattern in ("*.yml", "*.yaml")
+            for path in sorted(folder.glob(pattern))
+            if path != KUBERNETES / "instance-type.yml"
+        ]
         self.assertEqual(
-            {f.name for f in files},
-            {"endpoint.yml", "deployment.yml", "deployment-green.yml", "deployment-int8.yml", "model.yml", "model-int8.yml"},
+            {f.relative_to(AZUREML).as_posix() for f in files},
+            {"endpoint.yml", "deployment.yml", "deployment-green.yml", "deployment-int8.yml", "model.yml", "model-int8.yml",
+             "kubernetes/endpoint.yml", "kubernetes/deployment.yml"},
         )
         for path in files:
-            with self.subTest(file=path.name):
+            with self.subTest(file=path.relative_to(AZUREML).as_posix()):
                 entity, problems = sdk_load(path)
                 self.assertIsNotNone(entity)
                 self.assertEqual(problems, [], f"{path.name}: the SDK complained")
 
     def test_entity_kinds(self):
-        from azure.ai.ml.entities import Model, ManagedOnlineDeployment, ManagedOnlineEndpoint
+        from azure.ai.ml.entities import (
+            KubernetesOnlineDeployment,
+            KubernetesOnlineEndpoint,
+            ManagedOnlineDeployment,
+            ManagedOnlineEndpoint,
+            Model,
+        )
 
         self.assertIsInstance(sdk_load(AZUREML / "endpoint.yml")[0], ManagedOnlineEndpoint)
         for path in DEPLOYMENTS.values():
             self.assertIsInstance(sdk_load(path)[0], ManagedOnlineDeployment)
         self.assertIsInstance(sdk_load(AZUREML / "model.yml")[0], Model)
         self.assertIsInstance(sdk_load(AZUREML / "model-int8.yml")[0], Model)
+        self.assertIsInstance(sdk_load(KUBERNETES / "endpoint.yml")[0], KubernetesOnlineEndpoint)
+        self.assertIsInstance(sdk_load(KUBERNETES / "deployment.yml")[0], KubernetesOnlineDeployment)
+
+    def load_changed(self, kind, old, new):
+        """Loads a copy of azureml/<kind> with `old` replaced by `new` (which must occur)."""
+        scratch = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, scratch)
+        text = (AZUREML / kind).read_text()
+        self.assertIn(old, text)
+        bad = scratch / Path(kind).name
+        bad.write_text(text.replace(old, new))
+        return sdk_load(bad, kind)
 
     def test_the_validation_itself_catches_a_bad_file(self):
         """An unknown key (a typo) must fail, so that a clean result above means something."""
-        scratch = Path(tempfile.mkdtemp())
-        self.addCleanup(shutil.rmtree, scratch)
-        bad = scratch / "deployment.yml"
-        text = (AZUREML / "deployment.yml").read_text()
-        bad.write_text(text.replace("instance_count:", "instance_cuont:"))
+        for kind, old, new in [
+            ("deployment.yml", "instance_count:", "instance_cuont:"),
+            ("kubernetes/deployment.yml", "instance_type:", "instance_tpye:"),
+            ("kubernetes/deployment.yml", "max_queue_wait_ms:", "max_queue_wiat_ms:"),
+            ("kubernetes/deployment.yml", "    memory: 2Gi\n  limits:", "    memroy: 2Gi\n  limits:"),
+            ("kubernetes/endpoint.yml", "auth_mode:", "auth_mdoe:"),
+        ]:
+            with self.subTest(file=kind, typo=new.strip()):
+                with self.assertRaises(Exception) as raised:
+                    self.load_changed(kind, old, new)
+                self.assertIn(new.strip().split(":")[0], str(raised.exception))
+
+    def test_kubernetes_files_need_their_markers(self):
+        """Without `type: kubernetes` the SDK takes the deployment for a managed one (which has no
+        `resources`); without `compute` the endpoint is a managed one."""
+        from azure.ai.ml.entities import ManagedOnlineEndpoint
+
         with self.assertRaises(Exception) as raised:
-            sdk_load(bad)
-        self.assertIn("instance_cuont", str(raised.exception))
+            self.load_changed("kubernetes/deployment.yml", "\ntype: kubernetes\n", "\n")
+        self.assertIn("resources", str(raised.exception))
+        endpoint, _ = self.load_changed("kubernetes/endpoint.yml", "\ncompute:", "\n# compute:")
+        self.assertIsInstance(endpoint, ManagedOnlineEndpoint)
 
 
 class EndpointSpec(unittest.TestCase):
@@ -265,6 +317,187 @@ class ModelAsset(unittest.TestCase):
             {"model-int8/model.toml", "model-int8/README.md"}, int8, "the spec and the model card go with it"
         )
         self.assertLessEqual(int8 - {"model-int8/.stamp.json"}, {"model-int8/model.toml", "model-int8/README.md", "model-int8/Tumor_classification_vgg16_int8.onnx"})
+
+
+def cpu_cores(quantity):
+    """A Kubernetes CPU quantity ("2", "1.5", "700m") in cores."""
+    text = str(quantity)
+    return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+class KubernetesDeploymentSpec(unittest.TestCase):
+    """azureml/kubernetes/: the managed deployment's contract on a Kubernetes endpoint, with thread
+    counts sized to the container's CPU limit."""
+
+    def setUp(self):
+        self.endpoint = load_yaml(KUBERNETES / "endpoint.yml")
+        self.spec = load_yaml(KUBERNETES / "deployment.yml")
+        self.managed = load_yaml(DEPLOYMENTS["blue"])
+        self.env = self.spec["environment_variables"]
+        self.limit = cpu_cores(self.spec["resources"]["limits"]["cpu"])
+
+    def test_endpoint(self):
+        self.assertEqual(
+            self.endpoint["$schema"], "https://azuremlschemas.azureedge.net/latest/kubernetesOnlineEndpoint.schema.json"
+        )
+        self.assertTrue(self.endpoint["compute"].startswith("azureml:"), "a compute attached to the workspace")
+        self.assertEqual(self.endpoint["auth_mode"], load_yaml(AZUREML / "endpoint.yml")["auth_mode"])
+        self.assertRegex(self.endpoint["name"], NAME_PATTERN)
+        self.assertTrue(3 <= len(self.endpoint["name"]) <= 32)
+        self.assertNotIn("traffic", self.endpoint)
+
+    def test_schema_name_and_kind(self):
+        self.assertEqual(
+            self.spec["$schema"], "https://azuremlschemas.azureedge.net/latest/kubernetesOnlineDeployment.schema.json"
+        )
+        self.assertEqual(self.spec["type"], "kubernetes")
+        self.assertEqual(self.spec["name"], "blue")
+        self.assertEqual(self.spec["endpoint_name"], self.endpoint["name"])
+
+    def test_same_image_model_routes_probes_and_requests_as_the_managed_deployment(self):
+        for key in ("model", "environment", "liveness_probe", "readiness_probe"):
+            with self.subTest(key=key):
+                self.assertEqual(self.spec[key], self.managed[key])
+        requests = self.spec["request_settings"]
+        for key in ("max_concurrent_requests_per_instance", "request_timeout_ms"):
+            self.assertEqual(requests[key], self.managed["request_settings"][key], key)
+        for route, path in ROUTES.items():
+            self.assertEqual(self.spec["environment"]["inference_config"][route], {"port": 8000, "path": path})
+
+    def test_server_settings_match_and_threads_follow_the_cpu_limit(self):
+        sized = {"SCORER_INTRA_OP_THREADS", "SCORER_HTTP_WORKERS", "SCORER_PREPROCESS_THREADS"}
+        self.assertTrue(all(isinstance(v, str) for v in self.env.values()), "Azure wants string values")
+        self.assertEqual(set(self.env) - sized, set(self.managed["environment_variables"]) - sized)
+        for name, value in self.managed["environment_variables"].items():
+            if name not in sized:
+                self.assertEqual(self.env[name], value, f"{name} differs from the managed deployment")
+        self.assertEqual(self.limit, int(self.limit), "whole CPUs: a thread per CPU")
+        for name in sized:
+            self.assertEqual(int(self.env[name]), int(self.limit), f"{name} must equal the CPU limit")
+
+    def test_resources(self):
+        resources = self.spec["resources"]
+        self.assertEqual(set(resources), {"requests", "limits"})
+        self.assertEqual(resources["requests"], resources["limits"], "requests = limits: Guaranteed QoS")
+        self.assertEqual(set(resources["limits"]), {"cpu", "memory"}, "CPU only: no GPU")
+
+    def test_queue_wait_and_timeouts(self):
+        requests = self.spec["request_settings"]
+        drain_ms = int(self.env["SCORER_QUEUE_CAPACITY"]) * SECONDS_PER_IMAGE * 1000
+        self.assertGreaterEqual(requests["max_queue_wait_ms"], drain_ms, "a burst waits one full drain")
+        self.assertLessEqual(
+            requests["max_queue_wait_ms"] + int(self.env["SCORER_REQUEST_TIMEOUT_MS"]), requests["request_timeout_ms"]
+        )
+        self.assertLessEqual(requests["request_timeout_ms"], PLATFORM_MAX_REQUEST_TIMEOUT_MS)
+
+    def test_scale_settings(self):
+        scale = self.spec["scale_settings"]
+        self.assertEqual(scale["type"], "target_utilization")
+        self.assertLessEqual(1, scale["min_instances"])
+        self.assertLess(scale["min_instances"], scale["max_instances"])
+        self.assertNotIn("instance_count", self.spec, "only the `default` scale type uses it")
+
+    def test_the_server_accepts_these_settings(self):
+        """As tests/azure/test_server.py does for the managed files: an unknown SCORER_* variable
+        makes the server exit 2; exit 3 (no model at the path given) means all were accepted."""
+        if not SCORER.is_file():
+            self.fail(f"{SCORER} is missing: scripts/check-azure.sh builds it (cargo build --release)")
+        env = clean_environ()
+        env.update(self.env)
+        result = subprocess.run(
+            [str(SCORER), "--model-dir", "/nonexistent/model"], env=env, capture_output=True, text=True, timeout=30
+        )
+        self.assertEqual(result.returncode, 3, result.stderr)
+
+
+# The InstanceType fields Microsoft documents (learn.microsoft.com, "Create and manage instance
+# types for efficient utilization of compute resources", how-to-manage-kubernetes-instance-types:
+# the custom-resource example and its table of parameters). Required: a name, CPU and memory
+# requests and limits (strings, never zero or empty); optional: nvidia.com/gpu (limits only) and a
+# nodeSelector (a map of strings).
+INSTANCE_TYPE_FIELDS = {
+    "top": ({"apiVersion", "kind", "metadata", "spec"}, {"apiVersion", "kind", "metadata", "spec"}),
+    "metadata": ({"name"}, {"name"}),
+    "spec": ({"resources", "nodeSelector"}, {"resources"}),
+    "resources": ({"requests", "limits"}, {"requests", "limits"}),
+    "requests": ({"cpu", "memory"}, {"cpu", "memory"}),
+    "limits": ({"cpu", "memory", "nvidia.com/gpu"}, {"cpu", "memory"}),
+}
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def instance_type_problems(doc):
+    """What in an InstanceType document departs from Microsoft's description (empty: nothing)."""
+    problems = []
+
+    def check(where, mapping):
+        allowed, required = INSTANCE_TYPE_FIELDS[where]
+        if not isinstance(mapping, dict):
+            return problems.append(f"{where}: not a mapping")
+        problems.extend(f"{where}: undocumented field {key!r}" for key in sorted(set(mapping) - allowed))
+        problems.extend(f"{where}: missing {key!r}" for key in sorted(required - set(mapping)))
+
+    check("top", doc)
+    if doc.get("apiVersion") != "amlarc.azureml.com/v1alpha1" or doc.get("kind") != "InstanceType":
+        problems.append("not an amlarc.azureml.com/v1alpha1 InstanceType")
+    check("metadata", doc.get("metadata"))
+    check("spec", doc.get("spec"))
+    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    check("resources", spec.get("resources"))
+    resources = spec.get("resources") if isinstance(spec.get("resources"), dict) else {}
+    for part in ("requests", "limits"):
+        check(part, resources.get(part))
+        for key in ("cpu", "memory"):
+            value = (resources.get(part) or {}).get(key)
+            if not isinstance(value, str) or value.strip() in ("", "0", "0m"):
+                problems.append(f"{part}.{key}: must be a non-zero string, not {value!r}")
+    selector = spec.get("nodeSelector", {})
+    if not (isinstance(selector, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in selector.items())):
+        problems.append("nodeSelector: must map strings to strings")
+    return problems
+
+
+class InstanceType(unittest.TestCase):
+    """azureml/kubernetes/instance-type.yml: the Kubernetes custom resource deployment.yml names."""
+
+    def setUp(self):
+        self.text = (KUBERNETES / "instance-type.yml").read_text()
+        self.doc = yaml.safe_load(self.text)
+        self.deployment = load_yaml(KUBERNETES / "deployment.yml")
+
+    def test_only_documented_fields(self):
+        self.assertEqual(instance_type_problems(self.doc), [])
+
+    def test_the_check_itself_catches_a_misspelt_or_missing_field(self):
+        for old, new in [
+            ("  resources:\n", "  resource:\n"),
+            ("      memory: 2Gi\n    limits:", "      memroy: 2Gi\n    limits:"),
+            ("  name: brain-tumor-cpu", "  name: brain-tumor-cpu\n  namespace: default"),
+            ("kind: InstanceType", "kind: InstanceTypes"),
+            ('      cpu: "2"\n      memory: 2Gi\n  #', '      cpu: "0"\n      memory: 2Gi\n  #'),
+            ("  # nodeSelector:\n", "  nodeselector:\n"),
+        ]:
+            with self.subTest(change=new.strip()):
+                self.assertIn(old, self.text)
+                self.assertNotEqual(instance_type_problems(yaml.safe_load(self.text.replace(old, new, 1))), [])
+
+    def test_named_by_the_deployment_with_the_same_resources(self):
+        self.assertEqual(self.doc["metadata"]["name"], self.deployment["instance_type"])
+        self.assertRegex(self.doc["metadata"]["name"], DNS_LABEL, "a Kubernetes object name")
+        self.assertEqual(self.doc["spec"]["resources"], self.deployment["resources"])
+
+    def test_the_commented_node_selector_is_valid_once_uncommented(self):
+        """The AMX pool selector is left commented out; uncommented, it must still be a valid field."""
+        lines = self.text.splitlines()
+        start = lines.index("  # nodeSelector:")
+        block = [lines[start]] + [line for line in lines[start + 1:] if line.startswith("  #   ")]
+        uncommented = self.text.replace("\n".join(block), "\n".join(line.replace("# ", "", 1) for line in block))
+        doc = yaml.safe_load(uncommented)
+        self.assertEqual(instance_type_problems(doc), [])
+        selector = doc["spec"]["nodeSelector"]
+        self.assertTrue(selector)
+        self.assertTrue(set(selector) <= {"node.kubernetes.io/instance-type", "kubernetes.azure.com/agentpool"}, selector)
+        self.assertNotIn("nodeSelector", self.doc["spec"], "optional: pods may go to any node by default")
 
 
 if __name__ == "__main__":

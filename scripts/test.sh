@@ -2,8 +2,10 @@
 # The project's test command (README.md; .ci/run calls it). Fetches what the tests need, then:
 #   cargo fmt --check, cargo clippy -D warnings, cargo deny, cargo test --release (unit and integration tests
 #   against the real ONNX Runtime, model and MRI images; report pages opened in headless Chromium), tests/v2/run.sh
-#   (tritonclient against the real server), scripts/check-azure.sh (the Azure YAML,
-#   scripts and routes, offline), scripts/container-test.sh (the image, built and run).
+#   (tritonclient against the real server), scripts/rolling-update.sh (3 replicas behind nginx
+#   replaced under wrk's load), scripts/check-azure.sh (the Azure YAML, scripts and routes,
+#   offline), scripts/check-kubernetes.sh (the Kubernetes and KServe manifests, offline),
+#   scripts/container-test.sh (the image, built and run).
 set -euo pipefail
 
 container=1
@@ -43,8 +45,12 @@ echo "== cargo test"
 cargo test --locked --release
 echo "== Open Inference Protocol: Triton's own client (tests/v2)"
 tests/v2/run.sh
+echo "== Rolling update and crash under load: 3 replicas behind nginx (scripts/rolling-update.sh)"
+scripts/rolling-update.sh --json target/rolling-update.json
 echo "== Azure deployment checks"
 scripts/check-azure.sh
+echo "== Kubernetes and KServe manifest checks"
+scripts/check-kubernetes.sh --require-server
 if ((container)); then
   echo "== container image"
   scripts/container-test.sh

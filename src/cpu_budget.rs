@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuBudget {
     pub cpus: usize,
-    /// The cgroup quota, when one limits the process below the CPUs it may run on.
+    /// The cgroup quota, when one limits the process to at most the CPUs it may run on.
     pub quota: Option<Quota>,
 }
 
@@ -48,7 +48,7 @@ impl fmt::Display for CpuBudget {
                 quota.period_us,
                 quota.fraction()
             ),
-            None => write!(f, "{} (the CPUs this process may run on; no cgroup quota below that)", self.cpus),
+            None => write!(f, "{} (the CPUs this process may run on; no cgroup CPU quota within that)", self.cpus),
         }
     }
 }
@@ -56,10 +56,29 @@ impl fmt::Display for CpuBudget {
 /// This process's budget, read once.
 pub fn detect() -> CpuBudget {
     static BUDGET: OnceLock<CpuBudget> = OnceLock::new();
-    *BUDGET.get_or_init(|| {
-        let runnable = std::thread::available_parallelism().map_or(1, |n| n.get());
-        budget_under(Path::new("/"), runnable)
-    })
+    *BUDGET.get_or_init(|| budget_under(Path::new("/"), runnable_cpus()))
+}
+
+/// The CPUs this process may be scheduled on (its affinity mask). Not `available_parallelism`,
+/// which already takes the quota into account and so would hide it.
+fn runnable_cpus() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: cpu_set_t is plain data, zeroed is a valid empty set, and sched_getaffinity
+        // writes at most the size passed; CPU_COUNT only reads the set.
+        let count = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+                libc::CPU_COUNT(&set)
+            } else {
+                0
+            }
+        };
+        if let Ok(count @ 1..) = usize::try_from(count) {
+            return count;
+        }
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The budget as seen under `root` (`/` outside tests), for a process that may run on
@@ -67,7 +86,7 @@ pub fn detect() -> CpuBudget {
 fn budget_under(root: &Path, runnable: usize) -> CpuBudget {
     let proc_cgroup = std::fs::read_to_string(root.join("proc/self/cgroup")).unwrap_or_default();
     match tightest_quota(root, &proc_cgroup) {
-        Some(quota) if quota.cpus() < runnable => CpuBudget { cpus: quota.cpus(), quota: Some(quota) },
+        Some(quota) if quota.cpus() <= runnable => CpuBudget { cpus: quota.cpus(), quota: Some(quota) },
         _ => CpuBudget { cpus: runnable.max(1), quota: None },
     }
 }
@@ -215,6 +234,26 @@ mod tests {
     }
 
     #[test]
+    fn podman_on_a_v1_host_lists_a_unified_line_too() {
+        // As seen in `podman run --cpus 1` here: a `0::` line whose folder has no cpu.max, and
+        // the v1 cpu controller mounted at the container's own cgroup.
+        let root = FakeRoot::new("podman-v1");
+        let cgroup = "/libpod_parent/libpod-3c7d";
+        root.write("proc/self/cgroup", &format!("2:cpuacct:{cgroup}\n1:cpu:{cgroup}\n0::{cgroup}\n"))
+            .write("sys/fs/cgroup/cpu/cpu.cfs_quota_us", "100000\n")
+            .write("sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n")
+            .write("sys/fs/cgroup/cpuacct/cpuacct.usage", "0\n");
+        assert_eq!(root.budget(2), CpuBudget { cpus: 1, quota: quota(100_000, 100_000) });
+    }
+
+    #[test]
+    fn a_quota_equal_to_the_runnable_cpus_is_still_reported() {
+        let root = FakeRoot::new("v2-equal");
+        root.write("proc/self/cgroup", "0::/\n").write("sys/fs/cgroup/cpu.max", "200000 100000\n");
+        assert_eq!(root.budget(2), CpuBudget { cpus: 2, quota: quota(200_000, 100_000) });
+    }
+
+    #[test]
     fn v1_minus_one_is_no_limit() {
         let root = FakeRoot::new("v1-unlimited");
         root.write("proc/self/cgroup", "4:cpu,cpuacct:/\n")
@@ -241,6 +280,10 @@ mod tests {
     fn the_log_line_says_where_the_number_came_from() {
         let limited = CpuBudget { cpus: 1, quota: quota(150_000, 100_000) };
         assert_eq!(limited.to_string(), "1 (cgroup quota 150000 µs per 100000 µs = 1.50 CPUs)");
-        assert!(CpuBudget { cpus: 4, quota: None }.to_string().starts_with("4 (the CPUs this process may run on"));
+        assert!(
+            CpuBudget { cpus: 4, quota: None }
+                .to_string()
+                .starts_with("4 (the CPUs this process may run on; no cgroup CPU quota")
+        );
     }
 }

@@ -9,7 +9,7 @@
 #   4. run it again with a model mounted the way Azure ML mounts a registered folder model
 #      (AZUREML_MODEL_DIR=/var/azureml-app/azureml-models/<name>/<version>) and check it is used;
 #   5. run it with the INT8 model selected (SCORER_MODEL_DIR=/opt/scorer/model-int8) and check
-#      the 17 labels again;
+#      the 17 labels again, under --cpus 1, with the thread counts sized to that cgroup quota;
 #   6. print the image size.
 # Exit 0 only if every check holds.
 set -euo pipefail
@@ -263,9 +263,16 @@ run_with_azure_mount() {
 }
 
 run_with_int8_selected() {
-  start --name "$name-int8" "${publish[@]}" -e SCORER_MODEL_DIR=/opt/scorer/model-int8 "$image"
+  # Also under a CPU limit of 1 (a cgroup quota, as a Kubernetes limit sets): ONNX Runtime's pool
+  # and the workers must be sized to it, not to the host's cores.
+  start --name "$name-int8" "${publish[@]}" --cpus 1 -e SCORER_MODEL_DIR=/opt/scorer/model-int8 "$image"
   if ! wait_ready "$name-int8"; then fail "not ready with SCORER_MODEL_DIR=/opt/scorer/model-int8"; return; fi
   score_mri_images brain-tumor-vgg16-int8
+  local sizing
+  sizing=$("${engine[@]}" logs "$name-int8" 2>&1 | grep -o 'CPUs: .*' | head -n 1 || true)
+  if [[ "$sizing" == "CPUs: 1 (cgroup quota"*"intra-op threads per session: 1;"*"HTTP workers: 1;"* ]]; then
+    pass "--cpus 1: sized to the cgroup quota ($sizing)"
+  else fail "--cpus 1: not sized to the quota: ${sizing:-no CPUs line in the log}"; fi
   "${engine[@]}" kill --signal TERM "$name-int8" >/dev/null
   timeout 60 "${engine[@]}" wait "$name-int8" >/dev/null || true
 }
@@ -319,7 +326,7 @@ fi
 log "run: model mounted as Azure ML mounts a registered folder model"
 run_with_azure_mount
 
-log "run: the INT8 model selected (SCORER_MODEL_DIR=/opt/scorer/model-int8)"
+log "run: the INT8 model selected (SCORER_MODEL_DIR=/opt/scorer/model-int8), under --cpus 1"
 run_with_int8_selected
 
 print_size

@@ -8,13 +8,15 @@ set -euo pipefail
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   cat <<'USAGE'
 Usage: scripts/rolling-update.sh [--model squeezenet|vgg16] [--replicas N] [--connections N]
-                                 [--before-seconds N] [--json FILE]
+                                 [--before-seconds N] [--drain-ms N] [--json FILE] [--no-build]
 
   --model            squeezenet (default, quick) or vgg16 (the brain-tumour model)
   --replicas N       servers behind nginx (default 3)
   --connections N    wrk connections, the requests in flight (default 6)
   --before-seconds N steady load measured before the roll, the p99 baseline (default 8)
+  --drain-ms N       each replica's SCORER_SHUTDOWN_DRAIN_MS (default 1000)
   --json FILE        also write the figures as JSON
+  --no-build         use the existing target/release/scorer instead of cargo build --release
 
 Installs Debian's nginx and wrk when missing (needs root or sudo), fetches the test data and
 builds target/release/scorer. Exit 0 only when the roll lost no request with p99 within 2x the
@@ -39,6 +41,13 @@ if ((${#missing[@]})); then
       "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
 fi
 
+build=1
+args=()
+for arg in "$@"; do
+  if [[ "$arg" == --no-build ]]; then build=0; else args+=("$arg"); fi
+done
 scripts/setup.sh --test-data >/dev/null
-cargo build --release --locked
-exec python3 scripts/rolling_update.py "$@"
+# The test command passes --no-build: `cargo test --release` has just built target/release/scorer,
+# and `cargo build` would build it again with other dependency features.
+((build)) && cargo build --release --locked
+exec python3 scripts/rolling_update.py ${args[@]+"${args[@]}"}

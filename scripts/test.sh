@@ -46,7 +46,7 @@ cargo test --locked --release
 echo "== Open Inference Protocol: Triton's own client (tests/v2)"
 tests/v2/run.sh
 echo "== Rolling update and crash under load: 3 replicas behind nginx (scripts/rolling-update.sh)"
-scripts/rolling-update.sh --json target/rolling-update.json
+scripts/rolling-update.sh --no-build --json target/rolling-update.json
 echo "== Azure deployment checks"
 scripts/check-azure.sh
 echo "== Kubernetes and KServe manifest checks"

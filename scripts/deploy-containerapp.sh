@@ -62,6 +62,7 @@ if ((print_yaml)); then
 else
   require_env AZURE_SUBSCRIPTION_ID AZURE_RESOURCE_GROUP AZURE_LOCATION ACR_NAME CONTAINERAPP_NAME CONTAINERAPP_ENV
 fi
+require_cmd python3 "it renders the app's YAML from infra/containerapp.json"
 image_tag=${image_tag:-${IMAGE_TAG:-1.0}}
 min_replicas=${min_replicas:-${CONTAINERAPP_MIN_REPLICAS:-1}}
 max_replicas=${max_replicas:-${CONTAINERAPP_MAX_REPLICAS:-3}}
@@ -70,7 +71,10 @@ max_replicas=${max_replicas:-${CONTAINERAPP_MAX_REPLICAS:-3}}
 registry=$ACR_NAME.azurecr.io
 image=$registry/${IMAGE_NAME:-brain-tumor-ml}:$image_tag
 
-# The app's template. Port, routes and server settings match azureml/deployment.yml; the
+# The app's template: the fixed part (port, probes, env, resources, termination grace, scale
+# rules) comes from infra/containerapp.json, the one source that infra/main.json deploys too;
+# this script adds the registry, the image, the replica range and the ingress settings. The numbers
+# in that file, and why: port, routes and server settings match azureml/deployment.yml; the
 # container gets 2 vCPUs / 4 GiB (a consumption-plan size) and sees the host's cores, so ONNX
 # Runtime and the HTTP workers are sized to the CPU limit explicitly.
 # - Startup probe: /health answers as soon as the server listens (about 0.1 s; model loading
@@ -81,83 +85,71 @@ image=$registry/${IMAGE_NAME:-brain-tumor-ml}:$image_tag
 # - Scale: one more replica per 16 concurrent requests, the same per-instance concurrency as the
 #   Azure ML deployment (16 requests x 8 images = the queue of 128 images).
 # - terminationGracePeriodSeconds 35 > drain 5 s + in-flight 25 s.
+# JSON is YAML, so python3 writes the document (block style, strings JSON-quoted) without PyYAML.
+app_settings=$repo_root/infra/containerapp.json
 app_yaml() {
-  cat <<EOF
-properties:
-  configuration:
-    activeRevisionsMode: Single
-    ingress:
-      external: true
-      targetPort: 8000
-      transport: auto
-      allowInsecure: false
-    registries:
-      - server: $registry
-        identity: system
-  template:
-    terminationGracePeriodSeconds: 35
-    containers:
-      - name: scorer
-        image: $image
-        resources:
-          cpu: 2.0
-          memory: 4Gi
-        env:
-          - name: SCORER_LOG_FORMAT
-            value: json
-          - name: SCORER_MAX_BATCH_SIZE
-            value: "4"
-          - name: SCORER_MAX_BATCH_WAIT_MS
-            value: "0"
-          - name: SCORER_QUEUE_CAPACITY
-            value: "128"
-          - name: SCORER_MAX_IMAGES_PER_REQUEST
-            value: "8"
-          - name: SCORER_REQUEST_TIMEOUT_MS
-            value: "60000"
-          - name: SCORER_INTRA_OP_THREADS
-            value: "2"
-          - name: SCORER_HTTP_WORKERS
-            value: "2"
-          - name: SCORER_SHUTDOWN_DRAIN_MS
-            value: "5000"
-          - name: SCORER_SHUTDOWN_TIMEOUT_SECS
-            value: "25"
-        probes:
-          - type: Startup
-            httpGet:
-              path: /health
-              port: 8000
-            initialDelaySeconds: 1
-            periodSeconds: 3
-            timeoutSeconds: 2
-            failureThreshold: 10
-          - type: Readiness
-            httpGet:
-              path: /ready
-              port: 8000
-            initialDelaySeconds: 1
-            periodSeconds: 5
-            timeoutSeconds: 5
-            successThreshold: 1
-            failureThreshold: 3
-          - type: Liveness
-            httpGet:
-              path: /health
-              port: 8000
-            initialDelaySeconds: 5
-            periodSeconds: 10
-            timeoutSeconds: 5
-            failureThreshold: 3
-    scale:
-      minReplicas: $min_replicas
-      maxReplicas: $max_replicas
-      rules:
-        - name: http-concurrency
-          http:
-            metadata:
-              concurrentRequests: "16"
-EOF
+  python3 - "$app_settings" "$registry" "$image" "$min_replicas" "$max_replicas" <<'PY'
+import json
+import sys
+
+path, registry, image, min_replicas, max_replicas = sys.argv[1:]
+try:
+    with open(path, encoding="utf-8") as file:
+        settings = json.load(file)
+except (OSError, ValueError) as error:
+    sys.exit(f"error: {path}: {error}")
+needed = ("targetPort", "terminationGracePeriodSeconds", "resources", "env", "probes", "scaleRules")
+missing = [key for key in needed if key not in settings]
+if missing:
+    sys.exit(f"error: {path} lacks {', '.join(missing)}")
+
+document = {"properties": {
+    "configuration": {
+        "activeRevisionsMode": "Single",
+        "ingress": {"external": True, "targetPort": settings["targetPort"], "transport": "auto",
+                    "allowInsecure": False},
+        "registries": [{"server": registry, "identity": "system"}],
+    },
+    "template": {
+        "terminationGracePeriodSeconds": settings["terminationGracePeriodSeconds"],
+        "containers": [{"name": "scorer", "image": image, "resources": settings["resources"],
+                        "env": settings["env"], "probes": settings["probes"]}],
+        "scale": {"minReplicas": int(min_replicas), "maxReplicas": int(max_replicas),
+                  "rules": settings["scaleRules"]},
+    },
+}}
+
+
+def scalar(value):
+    return json.dumps(value)  # true/false, numbers, and strings in double quotes: all valid YAML
+
+
+def emit(value, indent):
+    pad = " " * indent
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                print(f"{pad}{key}:")
+                emit(item, indent + 2)
+            else:
+                print(f"{pad}{key}: {scalar(item)}")
+    else:
+        for item in value:
+            if isinstance(item, dict) and item:
+                first, *rest = item.items()
+                key, sub = first
+                if isinstance(sub, (dict, list)) and sub:
+                    print(f"{pad}- {key}:")
+                    emit(sub, indent + 4)
+                else:
+                    print(f"{pad}- {key}: {scalar(sub)}")
+                emit(dict(rest), indent + 2)
+            else:
+                print(f"{pad}- {scalar(item)}")
+
+
+emit(document, 0)
+PY
 }
 
 if ((print_yaml)); then

@@ -12,6 +12,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 AZUREML = REPO / "azureml"
 SCRIPTS = REPO / "scripts"
+INFRA = REPO / "infra"
 STUBS = Path(__file__).resolve().parent / "stubs"
 SCORER = REPO / "target" / "release" / "scorer"
 MRI = REPO / "tests" / "data" / "mri"
@@ -51,8 +52,9 @@ def clean_environ():
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("SCORER_", "AZURE", "AML_", "ACR_", "CONTAINERAPP_", "IMAGE_", "SCORING_", "STUB_"))
-        and key not in ("CONTAINER_CLI", "RUST_LOG")
+        if not key.startswith(("SCORER_", "AZURE", "AML_", "ACR_", "CONTAINERAPP_", "IMAGE_", "SCORING_", "STUB_",
+                               "VNET_", "FIREWALL_", "DEPLOY_", "VPN_", "ONPREM_", "LOG_ANALYTICS_"))
+        and key not in ("CONTAINER_CLI", "RUST_LOG", "APP_SUBNET_PREFIX", "PE_SUBNET_PREFIX", "GATEWAY_SUBNET_PREFIX")
     }
     env["AZURE_ENV_FILE"] = os.devnull  # never read a developer's .env during tests
     return env

@@ -3,6 +3,7 @@ the commands they send, in order, their create-or-update behaviour on a second r
 checks of the environment, and that no secret the stubs hand out ever reaches their output."""
 
 import base64
+import hashlib
 import json
 import re
 import shutil
@@ -16,6 +17,7 @@ from support import (
     AZURE_ENV,
     DEPLOYMENTS,
     GLIOMA,
+    INFRA,
     REPO,
     SCRIPTS,
     SECRETS,
@@ -39,6 +41,7 @@ SCRIPT_NAMES = [
     "acr-push.sh",
     "deploy-aml.sh",
     "deploy-containerapp.sh",
+    "deploy-infra.sh",
     "autoscale-aml.sh",
     "invoke.sh",
     "logs.sh",
@@ -55,6 +58,22 @@ REQUIRED = {
         "ACR_NAME",
     ],
     ("deploy-containerapp.sh",): [
+        "AZURE_SUBSCRIPTION_ID",
+        "AZURE_RESOURCE_GROUP",
+        "AZURE_LOCATION",
+        "ACR_NAME",
+        "CONTAINERAPP_NAME",
+        "CONTAINERAPP_ENV",
+    ],
+    ("deploy-infra.sh",): [
+        "AZURE_SUBSCRIPTION_ID",
+        "AZURE_RESOURCE_GROUP",
+        "AZURE_LOCATION",
+        "ACR_NAME",
+        "CONTAINERAPP_NAME",
+        "CONTAINERAPP_ENV",
+    ],
+    ("deploy-infra.sh", "--what-if"): [
         "AZURE_SUBSCRIPTION_ID",
         "AZURE_RESOURCE_GROUP",
         "AZURE_LOCATION",
@@ -126,6 +145,8 @@ class HelpAndArguments(StubTestCase):
             ("deploy-aml.sh", ["--deployment", "purple"]),
             ("deploy-aml.sh", ["--traffic-only"]),
             ("deploy-containerapp.sh", ["--frobnicate"]),
+            ("deploy-infra.sh", ["--frobnicate"]),
+            ("deploy-infra.sh", ["--what-if", "now"]),
             ("autoscale-aml.sh", ["--frobnicate"]),
             ("autoscale-aml.sh", ["--deployment", "9-not-a-name"]),
             ("logs.sh", ["nowhere"]),
@@ -410,6 +431,10 @@ class DeployContainerApp(StubTestCase):
     def sent_yaml(self):
         return load_yaml(self.world.state / f"containerapp-{APP}.yaml")
 
+    @staticmethod
+    def settings():
+        return json.loads((INFRA / "containerapp.json").read_text())
+
     def test_first_deployment(self):
         result = self.run_script("deploy-containerapp.sh")
         self.assertEqual(self.words(), self.FIRST_RUN)
@@ -432,6 +457,7 @@ class DeployContainerApp(StubTestCase):
     def test_the_yaml_matches_the_server_and_the_azure_ml_deployment(self):
         self.run_script("deploy-containerapp.sh", "--skip-smoke-test", "--min-replicas", "0", "--max-replicas", "5")
         spec = self.sent_yaml()["properties"]
+        settings = self.settings()
         deployment = load_yaml(DEPLOYMENTS["blue"])
         routes = deployment["environment"]["inference_config"]
         port = routes["scoring_route"]["port"]
@@ -443,6 +469,12 @@ class DeployContainerApp(StubTestCase):
         template = spec["template"]
         (container,) = template["containers"]
         self.assertEqual(container["image"], f"{ACR}.azurecr.io/brain-tumor-ml:1.0")
+        # Everything fixed comes from infra/containerapp.json, unchanged (infra/main.json deploys it too).
+        self.assertEqual(ingress["targetPort"], settings["targetPort"])
+        self.assertEqual(template["terminationGracePeriodSeconds"], settings["terminationGracePeriodSeconds"])
+        for key in ("resources", "env", "probes"):
+            self.assertEqual(container[key], settings[key], key)
+        self.assertEqual(template["scale"]["rules"], settings["scaleRules"])
         probes = {probe["type"]: probe for probe in container["probes"]}
         self.assertEqual(set(probes), {"Startup", "Liveness", "Readiness"})
         self.assertEqual(probes["Readiness"]["httpGet"], {"path": routes["readiness_route"]["path"], "port": port})
@@ -479,11 +511,243 @@ class DeployContainerApp(StubTestCase):
     def test_print_yaml_calls_nothing(self):
         result = self.run_script("deploy-containerapp.sh", "--print-yaml", AZURE_SUBSCRIPTION_ID=None)
         self.assertEqual(self.world.records(), [])
-        self.assertIn("targetPort: 8000", result.stdout)
+        self.assertIn(f"targetPort: {self.settings()['targetPort']}", result.stdout)
+        printed = load_yaml_text(result.stdout)["properties"]["template"]["containers"][0]
+        self.assertEqual(printed["probes"], self.settings()["probes"])
+
+    def test_the_script_keeps_no_copy_of_the_settings(self):
+        text = (SCRIPTS / "deploy-containerapp.sh").read_text()
+        for literal in ("SCORER_", "failureThreshold", "concurrentRequests", "memory:", "terminationGracePeriodSeconds:"):
+            self.assertNotIn(literal, text, "infra/containerapp.json is the one source of the app's settings")
 
     def test_smoke_test_failure_is_reported(self):
         result = self.run_script("deploy-containerapp.sh", expect=1, STUB_CURL_STATUS="503")
         self.assertIn("scripts/logs.sh containerapp --system", result.stderr)
+
+
+def load_yaml_text(text):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+INFRA_README = INFRA / "README.md"
+MAIN_TEMPLATE = INFRA / "main.json"
+# A value for every variable that infra/README.md maps to a template parameter, and what the
+# template parameter must then receive (None: checked separately, the shared key).
+VPN_KEY = "FAKE-VPN-SHARED-KEY-5566778899"
+INFRA_VALUES = {
+    "AZURE_LOCATION": ("northeurope", "northeurope"),
+    "VNET_NAME": ("vnet-t", "vnet-t"),
+    "VNET_ADDRESS_PREFIX": ("10.50.0.0/16", "10.50.0.0/16"),
+    "APP_SUBNET_PREFIX": ("10.50.0.0/27", "10.50.0.0/27"),
+    "PE_SUBNET_PREFIX": ("10.50.1.0/27", "10.50.1.0/27"),
+    "FIREWALL_SUBNET_PREFIX": ("10.50.2.0/26", "10.50.2.0/26"),
+    "GATEWAY_SUBNET_PREFIX": ("10.50.3.0/27", "10.50.3.0/27"),
+    "FIREWALL_NAME": ("afw-t", "afw-t"),
+    "ACR_NAME": (ACR, ACR),
+    "ACR_PULL_IDENTITY": ("id-t", "id-t"),
+    "LOG_ANALYTICS_WORKSPACE": ("log-t", "log-t"),
+    "CONTAINERAPP_ENV": ("env-t", "env-t"),
+    "CONTAINERAPP_NAME": ("app-t", "app-t"),
+    "IMAGE_NAME": ("scorer-t", "scorer-t"),
+    "IMAGE_TAG": ("1.2", "1.2"),
+    "CONTAINERAPP_MIN_REPLICAS": ("2", 2),
+    "CONTAINERAPP_MAX_REPLICAS": ("5", 5),
+    "DEPLOY_VPN": ("true", True),
+    "VPN_GATEWAY_SKU": ("VpnGw2AZ", "VpnGw2AZ"),
+    "ONPREM_ADDRESS_PREFIXES": ("192.168.10.0/24, 172.16.0.0/12", ["192.168.10.0/24", "172.16.0.0/12"]),
+    "ONPREM_GATEWAY_IP": ("198.51.100.7", "198.51.100.7"),
+    "VPN_SHARED_KEY": (VPN_KEY, None),
+    "DEPLOY_AML": ("true", True),
+    "AZUREML_WORKSPACE": ("mlw-t", "mlw-t"),
+    "AML_STORAGE_ACCOUNT": ("sttest123", "sttest123"),
+    "AML_KEY_VAULT": ("kv-test-123", "kv-test-123"),
+    "AML_APP_INSIGHTS": ("appi-t", "appi-t"),
+    "AML_PUBLIC_NETWORK_ACCESS": ("Enabled", "Enabled"),
+}
+
+
+def readme_mapping():
+    """{template parameter: environment variable or None (a file)} from infra/README.md's table."""
+    mapping = {}
+    for line in INFRA_README.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and re.fullmatch(r"`\w+`", cells[0]):
+            env = re.fullmatch(r"`([A-Z][A-Z0-9_]*)`", cells[1])
+            mapping[cells[0].strip("`")] = env.group(1) if env else None
+    return mapping
+
+
+def template_parameters():
+    return json.loads(MAIN_TEMPLATE.read_text())["parameters"]
+
+
+class DeployInfra(StubTestCase):
+    """scripts/deploy-infra.sh: what-if, then create, of infra/main.json with names from the environment."""
+
+    WHAT_IF = ["group show", "deployment group what-if"]
+    FULL_RUN = ["group show", "deployment group what-if", "deployment group create", "deployment group show"]
+
+    def setUp(self):
+        if not MAIN_TEMPLATE.is_file():
+            self.skipTest("infra/main.json is not there yet")
+        super().setUp()
+
+    def arm(self, action, name="brain-tumor-infra"):
+        path = self.world.state / f"arm-{action}-{AZURE_ENV['AZURE_RESOURCE_GROUP']}-{name}.json"
+        return json.loads(path.read_text())
+
+    def all_values(self):
+        return {var: value for var, (value, _) in INFRA_VALUES.items()}
+
+    @staticmethod
+    def secure(value):
+        """What the stub keeps of a securestring parameter: its digest."""
+        return {"sha256": hashlib.sha256(value.encode()).hexdigest()}
+
+    def test_what_if_only_changes_nothing(self):
+        result = self.run_script("deploy-infra.sh", "--what-if")
+        self.assertEqual(self.words(), self.WHAT_IF)
+        (what_if,) = self.calls_to("deployment group what-if")
+        self.assertEqual(option(what_if, "--template-file"), str(MAIN_TEMPLATE))
+        self.assertEqual(option(what_if, "--resource-group"), AZURE_ENV["AZURE_RESOURCE_GROUP"])
+        self.assertIn("Resource changes:", result.stdout)
+        self.assertFalse((self.world.state / f"deployment-{AZURE_ENV['AZURE_RESOURCE_GROUP']}-brain-tumor-infra").exists())
+
+    def test_full_run_previews_deploys_and_prints_the_outputs(self):
+        result = self.run_script("deploy-infra.sh", "--yes")
+        self.assertEqual(self.words(), self.FULL_RUN)
+        what_if, create = self.calls_to("deployment group what-if")[0], self.calls_to("deployment group create")[0]
+        self.assertEqual(options(what_if, "--parameters"), options(create, "--parameters"),
+                         "the deployment is the one previewed")
+        self.assertEqual(option(create, "--mode"), "Incremental", "nothing outside the template is deleted")
+        self.assertEqual(self.arm("what-if")["parameters"], self.arm("create")["parameters"])
+        for argv in self.az():
+            self.assertEqual(option(argv, "--subscription"), AZURE_ENV["AZURE_SUBSCRIPTION_ID"], argv)
+        self.assertIn(f"container app FQDN (internal: resolvable in the VNet once its DNS zone exists, docs/network.md): "
+                      f"{APP}.internal.",
+                      result.stdout)
+        self.assertIn(f"registry login server: {ACR}.azurecr.io", result.stdout)
+        self.assertIn("firewall private IP (next hop of the default route): 10.40.2.4", result.stdout)
+        self.assertNotIn("Azure ML workspace", result.stdout, "an empty output is not printed")
+
+    def test_no_terminal_and_no_yes_stops_after_the_what_if(self):
+        result = self.run_script("deploy-infra.sh", expect=1)
+        self.assertEqual(self.words(), self.WHAT_IF)
+        self.assertIn("--yes", result.stderr)
+
+    def test_missing_resource_group(self):
+        result = self.run_script("deploy-infra.sh", "--what-if", expect=1, STUB_GROUP_MISSING="1")
+        self.assertEqual(self.words(), ["group show"], "a what-if creates nothing, not even the group")
+        self.assertIn(f"az group create -n {AZURE_ENV['AZURE_RESOURCE_GROUP']}", result.stderr)
+        self.world.clear()
+        self.run_script("deploy-infra.sh", "--yes", STUB_GROUP_MISSING="1")
+        self.assertEqual(self.words(), ["group show", "group create", *self.FULL_RUN[1:]])
+        (group,) = self.calls_to("group create")
+        self.assertEqual((option(group, "--name"), option(group, "--location")),
+                         (AZURE_ENV["AZURE_RESOURCE_GROUP"], AZURE_ENV["AZURE_LOCATION"]))
+
+    def test_minimal_environment_leaves_the_rest_to_the_template_defaults(self):
+        self.run_script("deploy-infra.sh", "--what-if", AZUREML_WORKSPACE=None)
+        passed = self.arm("what-if")["parameters"]
+        self.assertEqual(set(passed), {"appSettings", "location", "registryName", "containerAppName", "environmentName"})
+        self.assertEqual(passed["appSettings"], json.loads((INFRA / "containerapp.json").read_text()))
+        (what_if,) = self.calls_to("deployment group what-if")
+        self.assertIn(f"appSettings=@{INFRA / 'containerapp.json'}", options(what_if, "--parameters"))
+        for name, parameter in template_parameters().items():
+            with self.subTest(parameter=name):
+                self.assertTrue("defaultValue" in parameter or name in passed,
+                                "a parameter without a default that the script does not pass")
+
+    def test_every_variable_reaches_its_template_parameter(self):
+        mapping = readme_mapping()
+        self.assertLessEqual({v for v in mapping.values() if v}, set(INFRA_VALUES), "add the new variable here")
+        self.run_script("deploy-infra.sh", "--yes", **self.all_values())
+        passed = self.arm("create")["parameters"]
+        for parameter, var in mapping.items():
+            with self.subTest(parameter=parameter, variable=var):
+                if var is None:
+                    self.assertEqual(passed[parameter], json.loads((INFRA / "containerapp.json").read_text()))
+                elif var == "VPN_SHARED_KEY":
+                    self.assertEqual(template_parameters()[parameter]["type"].lower(), "securestring")
+                    self.assertEqual(passed[parameter], self.secure(VPN_KEY))
+                else:
+                    self.assertEqual(passed[parameter], INFRA_VALUES[var][1])
+
+    def test_the_vpn_key_is_never_printed_nor_on_a_command_line(self):
+        result = self.run_script("deploy-infra.sh", "--yes", **self.all_values())
+        for text in (result.stdout, result.stderr, *(" ".join(argv) for argv in self.az())):
+            self.assertNotIn(VPN_KEY, text)
+        files = self.arm("create")["files"]
+        (secret_file,) = [path for path in files if not path.startswith(str(INFRA))]
+        self.assertEqual(files[secret_file], 0o600, "readable by the owner only")
+        self.assertFalse(Path(secret_file).is_relative_to(REPO), "never a file in the checkout")
+        self.assertFalse(Path(secret_file).exists(), "deleted when the script ends")
+
+    def test_a_key_in_the_shell_without_deploy_vpn_is_not_sent(self):
+        self.run_script("deploy-infra.sh", "--what-if", VPN_SHARED_KEY=VPN_KEY)
+        record = self.arm("what-if")
+        self.assertNotIn("vpnSharedKey", record["parameters"])
+        self.assertEqual(list(record["files"]), [str(INFRA / "containerapp.json")], "no key file either")
+
+    def test_the_vpn_needs_its_settings_named_at_once(self):
+        result = self.run_script("deploy-infra.sh", "--what-if", expect=1, DEPLOY_VPN="true")
+        for name in ("ONPREM_ADDRESS_PREFIXES", "ONPREM_GATEWAY_IP", "VPN_SHARED_KEY"):
+            self.assertIn(name, result.stderr)
+        self.assertEqual(self.az(), [])
+
+    def test_the_vpn_key_in_an_env_file_is_refused(self):
+        scratch = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, scratch)
+        env_file = scratch / ".env"
+        env_file.write_text(f"VPN_SHARED_KEY={VPN_KEY}\n")
+        result = self.run_script("deploy-infra.sh", "--what-if", expect=1, AZURE_ENV_FILE=str(env_file),
+                                 DEPLOY_VPN="true", ONPREM_ADDRESS_PREFIXES="192.168.0.0/16",
+                                 ONPREM_GATEWAY_IP="198.51.100.7")
+        self.assertIn("export it in the shell", result.stderr)
+        self.assertNotIn(VPN_KEY, result.stderr + result.stdout)
+        self.assertEqual(self.az(), [])
+
+    def test_bad_values_are_refused_before_azure_is_called(self):
+        bad = {"CONTAINERAPP_MIN_REPLICAS": "two", "DEPLOY_AML": "yes", "VNET_ADDRESS_PREFIX": "10.40.0.0",
+               "ONPREM_ADDRESS_PREFIXES": "192.168.0.0/16;10.0.0.0/8", "ONPREM_GATEWAY_IP": "300.1.1.1",
+               "AML_PUBLIC_NETWORK_ACCESS": "open"}
+        result = self.run_script("deploy-infra.sh", "--what-if", expect=1, **bad)
+        for name in bad:
+            self.assertIn(name, result.stderr)
+        result = self.run_script("deploy-infra.sh", "--what-if", expect=1, CONTAINERAPP_MIN_REPLICAS="4",
+                                 CONTAINERAPP_MAX_REPLICAS="3")
+        self.assertIn("CONTAINERAPP_MIN_REPLICAS <= CONTAINERAPP_MAX_REPLICAS", result.stderr)
+        self.assertEqual(self.az(), [])
+
+
+class InfraMapping(unittest.TestCase):
+    """infra/README.md's table ties each template parameter of infra/main.json to a variable of
+    .env.example, and scripts/deploy-infra.sh follows it."""
+
+    def setUp(self):
+        if not MAIN_TEMPLATE.is_file():
+            self.skipTest("infra/main.json is not there yet")
+        self.mapping = readme_mapping()
+
+    def test_the_table_lists_exactly_the_template_parameters(self):
+        self.assertEqual(set(self.mapping), set(template_parameters()))
+        self.assertEqual([p for p, v in self.mapping.items() if v is None], ["appSettings"])
+
+    def test_every_variable_is_in_env_example(self):
+        text = (REPO / ".env.example").read_text()
+        for var in filter(None, self.mapping.values()):
+            with self.subTest(variable=var):
+                self.assertRegex(text, rf"(?m)^(# )?{var}=", "document it in .env.example")
+        self.assertRegex(text, r"(?m)^# VPN_SHARED_KEY=", "the key stays commented out")
+
+    def test_the_script_maps_each_variable_to_its_parameter(self):
+        script = (SCRIPTS / "deploy-infra.sh").read_text()
+        pairs = set(re.findall(r'^  "([A-Z][A-Z0-9_]*) (\w+) [\w-]+"$', script, re.M))
+        expected = {(v, p) for p, v in self.mapping.items() if v and v != "VPN_SHARED_KEY"}
+        self.assertEqual(pairs, expected)
+        self.assertIn('"vpnSharedKey": {"value": os.environ["VPN_SHARED_KEY"]}', script)
 
 
 class AutoscaleAml(StubTestCase):

@@ -5,6 +5,7 @@
 #   (tritonclient against the real server), scripts/rolling-update.sh (3 replicas behind nginx
 #   replaced under wrk's load), scripts/check-azure.sh (the Azure YAML, scripts and routes,
 #   offline), scripts/check-kubernetes.sh (the Kubernetes and KServe manifests, offline),
+#   scripts/check-infra.sh (the ARM template of the private network, offline),
 #   scripts/container-test.sh (the image, built and run).
 set -euo pipefail
 
@@ -51,6 +52,8 @@ echo "== Azure deployment checks"
 scripts/check-azure.sh
 echo "== Kubernetes and KServe manifest checks"
 scripts/check-kubernetes.sh --require-server
+echo "== ARM template checks (infra/)"
+scripts/check-infra.sh
 if ((container)); then
   echo "== container image"
   scripts/container-test.sh

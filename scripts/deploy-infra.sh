@@ -205,7 +205,7 @@ import json
 import sys
 
 outputs = {name.lower(): item.get("value") for name, item in (json.loads(sys.argv[1]) or {}).items()}
-for label, name in (("container app FQDN (internal: resolvable in the VNet once its DNS zone exists, docs/network.md)", "containerAppFqdn"),
+for label, name in (("container app FQDN (internal: resolves inside the VNet)", "containerAppFqdn"),
                     ("registry login server", "registryLoginServer"),
                     ("firewall private IP (next hop of the default route)", "firewallPrivateIp"),
                     ("AcrPull identity", "identityResourceId"),
@@ -214,4 +214,31 @@ for label, name in (("container app FQDN (internal: resolvable in the VNet once 
     if value:
         print(f"{label}: {value}")
 ' "$outputs"
+# The internal environment's apps live under its default domain, which nothing inside the VNet
+# resolves until a private zone of that name, with a wildcard record to the environment's static
+# IP, is linked to it. ARM cannot name a resource after another's runtime property (the domain) in
+# one template, so this step is the CLI's; it is idempotent like the rest.
+output() {
+  python3 -c 'import json, sys; print({k.lower(): v.get("value") for k, v in json.loads(sys.argv[1]).items()}.get(sys.argv[2].lower()) or "")' \
+    "$outputs" "$1"
+}
+domain=$(output environmentDefaultDomain)
+static_ip=$(output environmentStaticIp)
+vnet=$(output vnetName)
+[[ -n "$domain" && -n "$static_ip" && -n "$vnet" ]] || die "the deployment's outputs lack the environment's domain, static IP or VNet"
+dns=(--resource-group "$AZURE_RESOURCE_GROUP" "${sub[@]}")
+if resource_exists az network private-dns zone show --name "$domain" "${dns[@]}"; then
+  log "private DNS zone $domain exists"
+else
+  log "private DNS zone $domain: *.$domain -> $static_ip inside $vnet"
+  az network private-dns zone create --name "$domain" "${dns[@]}" --output none
+fi
+resource_exists az network private-dns link vnet show --zone-name "$domain" --name "$vnet" "${dns[@]}" ||
+  az network private-dns link vnet create --zone-name "$domain" --name "$vnet" --virtual-network "$vnet" \
+    --registration-enabled false "${dns[@]}" --output none
+records=$(az network private-dns record-set a show --zone-name "$domain" --name '*' "${dns[@]}" \
+  --query 'aRecords[].ipv4Address' -o tsv 2>/dev/null || true)
+grep -qxF "$static_ip" <<<"$records" ||
+  az network private-dns record-set a add-record --zone-name "$domain" --record-set-name '*' \
+    --ipv4-address "$static_ip" "${dns[@]}" --output none
 log "next: check egress and DNS from inside the environment (docs/network.md, \"Verify\")"

@@ -587,11 +587,18 @@ class DeployInfra(StubTestCase):
     """scripts/deploy-infra.sh: what-if, then create, of infra/main.json with names from the environment."""
 
     WHAT_IF = ["group show", "deployment group what-if"]
-    FULL_RUN = ["group show", "deployment group what-if", "deployment group create", "deployment group show"]
+    DNS_FIRST_RUN = [
+        "network private-dns zone show", "network private-dns zone create",
+        "network private-dns link vnet show", "network private-dns link vnet create",
+        "network private-dns record-set a show", "network private-dns record-set a add-record",
+    ]
+    DNS_RERUN = ["network private-dns zone show", "network private-dns link vnet show",
+                 "network private-dns record-set a show"]
+    FULL_RUN = ["group show", "deployment group what-if", "deployment group create", "deployment group show",
+                *DNS_FIRST_RUN]
 
     def setUp(self):
-        if not MAIN_TEMPLATE.is_file():
-            self.skipTest("infra/main.json is not there yet")
+        self.assertTrue(MAIN_TEMPLATE.is_file(), "infra/main.json is missing")
         super().setUp()
 
     def arm(self, action, name="brain-tumor-infra"):
@@ -625,12 +632,29 @@ class DeployInfra(StubTestCase):
         self.assertEqual(self.arm("what-if")["parameters"], self.arm("create")["parameters"])
         for argv in self.az():
             self.assertEqual(option(argv, "--subscription"), AZURE_ENV["AZURE_SUBSCRIPTION_ID"], argv)
-        self.assertIn(f"container app FQDN (internal: resolvable in the VNet once its DNS zone exists, docs/network.md): "
+        self.assertIn(f"container app FQDN (internal: resolves inside the VNet): "
                       f"{APP}.internal.",
                       result.stdout)
         self.assertIn(f"registry login server: {ACR}.azurecr.io", result.stdout)
         self.assertIn("firewall private IP (next hop of the default route): 10.40.2.4", result.stdout)
         self.assertNotIn("Azure ML workspace", result.stdout, "an empty output is not printed")
+
+    def test_the_environments_domain_resolves_inside_the_vnet(self):
+        self.run_script("deploy-infra.sh", "--yes")
+        outputs = json.loads((self.world.state / f"deployment-{AZURE_ENV['AZURE_RESOURCE_GROUP']}-brain-tumor-infra")
+                             .read_text())["properties"]["outputs"]
+        domain, static_ip = outputs["environmentDefaultDomain"]["value"], outputs["environmentStaticIp"]["value"]
+        (zone,) = self.calls_to("network private-dns zone create")
+        self.assertEqual(option(zone, "--name"), domain)
+        (link,) = self.calls_to("network private-dns link vnet create")
+        self.assertEqual((option(link, "--zone-name"), option(link, "--virtual-network"),
+                          option(link, "--registration-enabled")), (domain, outputs["vnetName"]["value"], "false"))
+        (record,) = self.calls_to("network private-dns record-set a add-record")
+        self.assertEqual((option(record, "--zone-name"), option(record, "--record-set-name"),
+                          option(record, "--ipv4-address")), (domain, "*", static_ip))
+        self.world.clear()
+        self.run_script("deploy-infra.sh", "--yes")
+        self.assertEqual(self.words()[-len(self.DNS_RERUN):], self.DNS_RERUN, "a re-run adds no zone, link or record")
 
     def test_no_terminal_and_no_yes_stops_after_the_what_if(self):
         result = self.run_script("deploy-infra.sh", expect=1)

@@ -218,10 +218,16 @@ check_user_and_permissions() {
   local uid
   uid=$("${engine[@]}" exec "$name" id -u)
   if [[ "$uid" != 0 ]]; then pass "runs as non-root user $uid"; else fail "runs as root"; fi
-  if "${engine[@]}" exec "$name" sh -c 'touch /opt/scorer/model/x || touch /opt/scorer/bin/x' 2>/dev/null; then
-    fail "the server's user can write the model or the binary"
+  # Each write must fail with "Permission denied" inside a shell that did run: a failed exec or a
+  # missing shell must not pass for a read-only model.
+  local attempt
+  # shellcheck disable=SC2016 # $f is the container shell's
+  attempt=$("${engine[@]}" exec "$name" sh -c \
+    'for f in /opt/scorer/model/x /opt/scorer/bin/x; do touch "$f" 2>&1 && echo "wrote $f"; done; echo tried' 2>&1) || true
+  if [[ "$attempt" == *tried* && "$attempt" != *wrote* ]] && (($(grep -c 'Permission denied' <<<"$attempt") == 2)); then
+    pass "the server's user cannot write the model or the binary (Permission denied, twice)"
   else
-    pass "the server's user cannot write the model or the binary"
+    fail "writing the model and the binary as the server's user: ${attempt:-no output}"
   fi
 }
 

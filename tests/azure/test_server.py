@@ -166,8 +166,8 @@ class DefaultPort(unittest.TestCase):
                     self.assertEqual(routes[route]["port"], actual)
 
         dockerfile = REPO / "Dockerfile"
-        if dockerfile.is_file():
-            self.assertIn(f"EXPOSE {actual}", dockerfile.read_text(), "the image must EXPOSE the port (--local)")
+        self.assertTrue(dockerfile.is_file(), "Dockerfile missing: the EXPOSE check cannot run")
+        self.assertIn(f"EXPOSE {actual}", dockerfile.read_text(), "the image must EXPOSE the port (--local)")
 
 
 class SettingsAccepted(unittest.TestCase):

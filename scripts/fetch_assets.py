@@ -58,7 +58,10 @@ def download_wheel(requirement: str, cache: Path, arch: str) -> Path:
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--python-version", PYTHON_VERSION, "--implementation", "cp",
-        "--platform", f"manylinux_2_28_{arch}", "--dest", str(cache), requirement,
+        # Older manylinux tags too: pip takes the platforms as given, and some wheels (matplotlib's)
+        # are tagged manylinux_2_17 only.
+        "--platform", f"manylinux_2_28_{arch}", "--platform", f"manylinux_2_17_{arch}",
+        "--dest", str(cache), requirement,
     ]
     print(f"  downloading {requirement} from PyPI", flush=True)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)

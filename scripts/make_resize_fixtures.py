@@ -3,12 +3,12 @@
 
 Synthetic, deterministic source images (gradients, hard edges, seeded noise) and what Pillow's
 `Image.resize` makes of them with each filter. The preprocessing unit tests check that the
-server's resize reproduces Pillow to within one grey level, independently of any JPEG decoder.
-Run in a venv with Pillow (see scripts/make_reference.py):
-
-    /tmp/refvenv/bin/python scripts/make_resize_fixtures.py
+server's resize reproduces Pillow exactly, independently of any JPEG decoder.
+scripts/check-fixtures.sh (in the test command) runs it and fails when the committed images differ
+from what it makes; `scripts/check-fixtures.sh --write` rewrites them.
 """
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,9 @@ from PIL import Image
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "resize"
 TARGET = (64, 48)
-SOURCES = {"shrink": (200, 150), "enlarge": (40, 30), "mixed": (100, 20)}
+# "tall" shrinks the height by more than twice as many pixels as the width: Pillow 13 runs its
+# vertical pass first there.
+SOURCES = {"shrink": (200, 150), "enlarge": (40, 30), "mixed": (100, 20), "tall": (60, 200)}
 FILTERS = {
     "nearest": Image.NEAREST,
     "box": Image.BOX,
@@ -37,13 +39,16 @@ def pattern(width: int, height: int) -> Image.Image:
 
 
 def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=OUT, help=f"where to write them (default {OUT})")
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
     for name, size in SOURCES.items():
         source = pattern(*size)
-        source.save(OUT / f"{name}.png")
+        source.save(out / f"{name}.png")
         for filter_name, resample in FILTERS.items():
-            source.resize(TARGET, resample=resample).save(OUT / f"{name}-{filter_name}.png")
-    print(f"wrote {len(SOURCES) * (len(FILTERS) + 1)} images to {OUT}")
+            source.resize(TARGET, resample=resample).save(out / f"{name}-{filter_name}.png")
+    print(f"wrote {len(SOURCES) * (len(FILTERS) + 1)} images to {out}")
 
 
 if __name__ == "__main__":

@@ -9,5 +9,6 @@ pub mod engine;
 pub mod loader;
 pub mod postprocess;
 pub mod preprocess;
+pub mod resample;
 pub mod runtime;
 pub mod spec;

@@ -16,7 +16,7 @@ use crate::model::dicom::WindowChoice;
 use crate::model::engine::{EngineError, InferenceEngine};
 use crate::model::postprocess::{Postprocessor, Prediction};
 use crate::model::preprocess::{DicomSource, ImageError, Preprocessor, Samples};
-use crate::model::spec::{BatchDim, ModelConfig, OutputKind};
+use crate::model::spec::{BatchDim, InputConfig, ModelConfig, OutputKind};
 
 /// How the classifier batches, admits and decodes. The engines come already opened
 /// (`model::loader`); `Settings::classifier_options` maps the settings onto these.
@@ -33,6 +33,15 @@ pub struct ClassifierOptions {
     pub dicom_window: WindowChoice,
     /// The largest explanation grid side a request may ask for.
     pub explain_max_grid: u32,
+}
+
+impl ClassifierOptions {
+    /// The preprocessor the server runs for a model with this input: `scorer model-input` makes
+    /// its tensors with the same one.
+    pub fn preprocessor(&self, input: &InputConfig) -> Preprocessor {
+        Preprocessor::new(input.clone(), self.max_image_pixels)
+            .with_dicom(self.dicom_window, self.max_images_per_request)
+    }
 }
 
 /// What a request asks for beyond the predictions.
@@ -210,10 +219,7 @@ impl Classifier {
             log::info!("{} ONNX Runtime sessions run side by side", engines.len());
         }
         let sessions = engines.len();
-        let preprocessor = Arc::new(
-            Preprocessor::new(config.input.clone(), options.max_image_pixels)
-                .with_dicom(options.dicom_window, options.max_images_per_request),
-        );
+        let preprocessor = Arc::new(options.preprocessor(&config.input));
         let postprocessor = Postprocessor::new(config.labels.clone(), kind, config.top_k);
         let batch =
             BatchConfig { max_batch_size, max_wait: options.max_batch_wait, queue_capacity: options.queue_capacity };

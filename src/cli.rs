@@ -31,6 +31,9 @@ pub enum Command {
     /// closely a second model agrees. Writes report.json and report.html; exits 1 when a
     /// --min-accuracy or --min-agreement gate is not met.
     Evaluate(crate::evaluate::EvaluateArgs),
+    /// Write the tensor the server feeds the model for each image, as a NumPy .npy file
+    /// (float32, the model's layout), to check it against the training pipeline's own.
+    ModelInput(crate::model_input::ModelInputArgs),
     /// Internal: optimise the model for this machine into a cache entry's staging folder. The
     /// server runs it as a child process so that the optimisation's memory peak ends with it.
     #[command(hide = true)]

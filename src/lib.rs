@@ -19,6 +19,7 @@ pub mod input;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod model_input;
 pub mod settings;
 pub mod startup;
 pub mod state;

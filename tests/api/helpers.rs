@@ -51,9 +51,47 @@ pub struct ReferenceImage {
     pub probabilities: HashMap<String, f32>,
 }
 
+/// A colour image's reference answer (no true class: it is not an MRI image).
+#[derive(Debug, Deserialize)]
+pub struct ReferencePrediction {
+    pub label: String,
+    pub probabilities: HashMap<String, f32>,
+}
+
+/// The 240 x 240 x 3 pixels Pillow feeds the model for one image, as the reference describes them.
+#[derive(Debug, Deserialize)]
+pub struct ReferenceTensor {
+    /// The encoded image, relative to the repository root.
+    pub file: String,
+    pub shape: Vec<usize>,
+    pub sha256: String,
+    pub channel_means: Vec<f64>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Reference {
     pub images: HashMap<String, ReferenceImage>,
+    pub colour_images: HashMap<String, ReferencePrediction>,
+    pub tensors: HashMap<String, ReferenceTensor>,
+}
+
+impl Reference {
+    /// Pillow's pixels for `name`, written by `scripts/setup.sh --test-data` and checked against
+    /// the committed digest, so that they are the ones this reference was made from.
+    pub fn pillow_pixels(&self, name: &str) -> Vec<u8> {
+        use sha2::Digest;
+        let path = repo_root().join("tests/data/pillow").join(format!("{name}.rgb"));
+        let pixels = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}. Run scripts/setup.sh --test-data", path.display()));
+        let digest: String = sha2::Sha256::digest(&pixels).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            digest,
+            self.tensors[name].sha256,
+            "{} is not the array tests/fixtures/reference_predictions.json describes: run scripts/setup.sh --test-data",
+            path.display()
+        );
+        pixels
+    }
 }
 
 /// Reference predictions of the Python pipeline, made by scripts/make_reference.py.
@@ -353,8 +391,53 @@ pub fn vgg16_spec() -> String {
     std::fs::read_to_string(default_model_dir().join("model.toml")).unwrap()
 }
 
+/// Runs `scorer model-input` on `images` with the model in `model_dir` and returns, per image
+/// file name, the tensor's shape and values (read from the `.npy` files it writes).
+pub fn model_input(model_dir: &Path, images: &[PathBuf]) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let out = TempDir::new("model-input");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_scorer"));
+    command.arg("model-input").arg("--model-dir").arg(model_dir).arg("--out").arg(out.path()).args(images);
+    for key in std::env::vars().map(|(key, _)| key).filter(|key| key.starts_with("SCORER_")) {
+        command.env_remove(key);
+    }
+    let output = command.env_remove("ORT_DYLIB_PATH").output().expect("scorer model-input runs");
+    assert!(output.status.success(), "scorer model-input failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    images
+        .iter()
+        .map(|image| {
+            let name = image.file_name().unwrap().to_string_lossy().into_owned();
+            let npy = std::fs::read(out.path().join(format!("{name}.npy"))).unwrap();
+            (name, read_npy_f32(&npy))
+        })
+        .collect()
+}
+
+/// The shape and values of a little-endian float32 `.npy` file (format 1.0, C order).
+fn read_npy_f32(bytes: &[u8]) -> (Vec<usize>, Vec<f32>) {
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00", "not a .npy 1.0 file");
+    let header_len = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"), "{header}");
+    let shape = header.split("'shape': (").nth(1).and_then(|rest| rest.split(')').next()).unwrap();
+    let shape = shape.split(',').filter(|d| !d.trim().is_empty()).map(|d| d.trim().parse().unwrap()).collect();
+    let values =
+        bytes[10 + header_len..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    (shape, values)
+}
+
 pub fn label_of(prediction: &Value) -> &str {
     prediction["label"].as_str().unwrap()
+}
+
+/// The natural log of each listed class's probability: compares the unlikely classes too, which
+/// a difference of probabilities cannot.
+pub fn log_probabilities(prediction: &Value) -> HashMap<String, f64> {
+    probabilities(prediction).into_iter().map(|(label, p)| (label, f64::from(p).ln())).collect()
+}
+
+/// The largest difference between two sets of log-probabilities, over `expected`'s classes.
+pub fn log_distance(actual: &HashMap<String, f64>, expected: &HashMap<String, f32>) -> f64 {
+    expected.iter().map(|(label, p)| (actual[label] - f64::from(*p).ln()).abs()).fold(0.0, f64::max)
 }
 
 pub fn probabilities(prediction: &Value) -> HashMap<String, f32> {

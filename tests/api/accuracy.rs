@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{
-    Reference, TestApp, default_model_dir, label_of, log_distance, log_probabilities, model_input, mri_images,
+    TestApp, default_model_dir, label_of, log_distance, log_probabilities, model_input, mri_images, nearest_reference,
     probabilities, reference, repo_root,
 };
 
@@ -127,17 +127,6 @@ async fn colour_images_match_the_python_reference() {
         let bound = parity(&reference.tensors[name].file).log_probability;
         assert!(log_difference <= bound, "{name}: a log-probability {log_difference:.4} from the reference's");
     }
-}
-
-/// The reference image whose log-probabilities are nearest to the prediction's.
-fn nearest_reference<'a>(prediction: &Value, reference: &'a Reference) -> (&'a str, f64) {
-    let actual = log_probabilities(prediction);
-    reference
-        .images
-        .iter()
-        .map(|(name, image)| (name.as_str(), log_distance(&actual, &image.probabilities)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap()
 }
 
 #[tokio::test]

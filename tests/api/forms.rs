@@ -5,7 +5,9 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, label_of, mri, probabilities};
+use crate::helpers::{
+    TestApp, label_of, log_distance, log_probabilities, mri, nearest_reference, probabilities, reference,
+};
 use crate::images;
 
 const GLIOMA: &str = "Te-gl_0010.jpg";
@@ -66,15 +68,21 @@ async fn multipart_file_parts_like_curl_dash_f() {
     let response = app.score_request().multipart(several).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    let labels: Vec<&str> = body["predictions"].as_array().unwrap().iter().map(label_of).collect();
+    let predictions = body["predictions"].as_array().unwrap();
+    let labels: Vec<&str> = predictions.iter().map(label_of).collect();
     assert_eq!(labels, ["pituitary", "notumor", "meningioma"]);
+    // Each answer is its own part's, by its probabilities, not only by its label.
+    let reference = reference();
+    let nearest: Vec<&str> = predictions.iter().map(|p| nearest_reference(p, &reference).0).collect();
+    assert_eq!(nearest, ["Te-pi_0014.jpg", "Te-no_0021.jpg", "Te-me_0016.jpg"]);
 }
 
 #[tokio::test]
 async fn grayscale_rgba_16_bit_progressive_and_bmp_images_work() {
     let app = TestApp::spawn().await;
     let jpeg = mri(GLIOMA);
-    let original = probabilities(&app.classify(jpeg.clone()).await["predictions"][0])["glioma"];
+    let original = &app.classify(jpeg.clone()).await["predictions"][0];
+    let original_glioma = probabilities(original)["glioma"];
     for (kind, bytes) in [
         ("grayscale PNG", images::grayscale_png(&jpeg)),
         ("RGBA PNG", images::rgba_png(&jpeg)),
@@ -85,6 +93,30 @@ async fn grayscale_rgba_16_bit_progressive_and_bmp_images_work() {
         let body = app.classify(bytes).await;
         assert_glioma(&body);
         let glioma = probabilities(&body["predictions"][0])["glioma"];
-        assert!((glioma - original).abs() < 0.02, "{kind}: {glioma} vs {original}");
+        assert!((glioma - original_glioma).abs() < 0.02, "{kind}: {glioma} vs {original_glioma}");
+    }
+}
+
+/// The JPEG's decoded pixels, stored losslessly, must give the JPEG's answer to the last digit:
+/// only then can "alpha dropped" (Pillow's `convert("RGB")`, and the server's) be told from
+/// "alpha composited", which halves every level of this half-transparent image.
+#[tokio::test]
+async fn lossless_copies_of_the_decoded_jpeg_answer_exactly_as_the_jpeg() {
+    let app = TestApp::spawn().await;
+    let jpeg = mri(GLIOMA);
+    let original = app.classify(jpeg.clone()).await["predictions"][0].clone();
+    let expected = probabilities(&original);
+    for (kind, bytes) in [
+        ("PNG", images::png(&jpeg)),
+        ("BMP", images::bmp(&jpeg)),
+        ("RGBA PNG, alpha 128", images::rgba_png(&jpeg)),
+        ("16-bit PNG", images::rgb16_png(&jpeg)),
+    ] {
+        let prediction = &app.classify(bytes).await["predictions"][0];
+        let difference = log_distance(&log_probabilities(prediction), &expected);
+        assert!(
+            difference <= 1e-5,
+            "{kind}: log-probabilities {difference:e} from the JPEG's:\n{prediction}\n{original}"
+        );
     }
 }

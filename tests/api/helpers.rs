@@ -440,6 +440,17 @@ pub fn log_distance(actual: &HashMap<String, f64>, expected: &HashMap<String, f3
     expected.iter().map(|(label, p)| (actual[label] - f64::from(*p).ln()).abs()).fold(0.0, f64::max)
 }
 
+/// The MRI image whose reference log-probabilities are nearest to the prediction's, and how near.
+pub fn nearest_reference<'a>(prediction: &Value, reference: &'a Reference) -> (&'a str, f64) {
+    let actual = log_probabilities(prediction);
+    reference
+        .images
+        .iter()
+        .map(|(name, image)| (name.as_str(), log_distance(&actual, &image.probabilities)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap()
+}
+
 pub fn probabilities(prediction: &Value) -> HashMap<String, f32> {
     prediction["probabilities"]
         .as_object()

@@ -10,7 +10,8 @@
 # scripts/int8/requirements.txt):
 #   model-int8/       the INT8 model, quantised and checked by scripts/make_int8.py
 #   tests/data/       with --test-data: the evaluation folders of scripts/make_eval_sets.py,
-#                     and Pillow's model input for the preprocessing tests (make_reference.py --tensors)
+#                     Pillow's model input for the preprocessing tests (scripts/make_reference.py
+#                     --tensors) and the known-weights test model (scripts/make_tiny_model.py)
 # Idempotent and quick when everything is already there. Fails loudly on a checksum mismatch.
 set -euo pipefail
 
@@ -19,8 +20,8 @@ usage() {
 Usage: scripts/setup.sh [--test-data] [--no-int8] [--help]
 
   --test-data   also fetch the integration-test data (a second model, DICOM files, colour images)
-                and make the evaluation folders tests/data/mri-by-class/ and tests/data/int8-gate/
-                and Pillow's model input for the preprocessing tests
+                and make the evaluation folders tests/data/mri-by-class/ and tests/data/int8-gate/,
+                Pillow's model input for the preprocessing tests and the known-weights test model
   --no-int8     do not build model-int8/ (the INT8 model: about a minute the first time)
 
 Environment: PYTHON (default python3, 3.11 or later) is the interpreter whose pip downloads the
@@ -87,6 +88,8 @@ if ((test_data)); then
   "$venv/bin/python" "$root/scripts/make_eval_sets.py"
   echo "Writing Pillow's model input for the preprocessing tests (scripts/make_reference.py --tensors)"
   "$venv/bin/python" "$root/scripts/make_reference.py" --tensors "$root/tests/data/pillow"
+  echo "Making the known-weights test model (scripts/make_tiny_model.py)"
+  "$venv/bin/python" "$root/scripts/make_tiny_model.py"
 fi
 
 summary="Done: ONNX Runtime in runtime/lib, model in model/"

@@ -386,6 +386,16 @@ pub fn squeezenet_onnx() -> PathBuf {
     repo_root().join("tests/data/squeezenet/light_squeezenet.onnx")
 }
 
+/// The known-weights model of scripts/make_tiny_model.py, made at test-data time.
+pub fn tiny_onnx() -> PathBuf {
+    repo_root().join("tests/data/tiny/tiny.onnx")
+}
+
+/// The spec both known-weights models are served with.
+pub fn tiny_spec() -> String {
+    std::fs::read_to_string(repo_root().join("tests/fixtures/tiny/model.toml")).unwrap()
+}
+
 /// The committed brain-tumour spec, for tests that mount the model elsewhere.
 pub fn vgg16_spec() -> String {
     std::fs::read_to_string(default_model_dir().join("model.toml")).unwrap()

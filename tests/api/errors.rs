@@ -1,7 +1,5 @@
 //! Bad input gets a JSON error with the right status and code, and the server keeps serving.
 
-use std::time::Duration;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
@@ -140,17 +138,19 @@ async fn limits_on_body_pixels_and_image_count_are_413() {
 #[tokio::test]
 async fn a_full_queue_answers_503_with_retry_after() {
     let app = Launch::new()
-        .env("SCORER_QUEUE_CAPACITY", 2)
-        .env("SCORER_MAX_IMAGES_PER_REQUEST", 2)
+        .env("SCORER_QUEUE_CAPACITY", 4)
+        .env("SCORER_MAX_IMAGES_PER_REQUEST", 4)
         .env("SCORER_MAX_BATCH_SIZE", 1)
         .spawn()
         .await;
-    let two = vec![STANDARD.encode(mri("Te-gl_0010.jpg")); 2];
+    let four = vec![STANDARD.encode(mri("Te-gl_0010.jpg")); 4];
     let first = {
-        let request = app.score_request().json(&json!({ "images": two }));
+        let request = app.score_request().json(&json!({ "images": four }));
         tokio::spawn(async move { request.send().await.unwrap().status() })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The first request holds every queue place until its last image is answered (four model
+    // runs of one image each); once all four are taken, the queue is full.
+    app.wait_for_metric("scorer_images_in_flight", 4.0).await;
     let refused = app.classify_response(mri("Te-me_0016.jpg")).await;
     assert_eq!(refused.headers()["retry-after"], "1");
     assert_error(refused, 503, "overloaded").await;

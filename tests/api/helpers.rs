@@ -292,6 +292,20 @@ impl TestApp {
             .unwrap_or_else(|| panic!("{sample} missing from /metrics:\n{text}"))
     }
 
+    /// Waits until a Prometheus sample reads `value` (e.g. until requests are admitted), failing
+    /// the test after 60 s.
+    pub async fn wait_for_metric(&self, sample: &str, value: f64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = self.metric(sample).await;
+            if now == value {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{sample} stayed at {now}, never {value}:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// The server's log once it holds `needle` (stderr is read on another thread, so a line can
     /// arrive a moment after the response it describes).
     pub async fn logs_containing(&self, needle: &str) -> String {

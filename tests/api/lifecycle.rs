@@ -1,6 +1,8 @@
 //! Start-up, readiness, model discovery and shutdown of the real process.
 
-use std::time::Duration;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -37,6 +39,44 @@ async fn readiness_waits_for_the_model_while_liveness_answers_at_once() {
     }
 }
 
+/// A request whose body the test sends in two halves over its own connection, so that it is
+/// in flight for exactly as long as the test wants.
+struct HeldRequest {
+    stream: TcpStream,
+    rest: Vec<u8>,
+}
+
+impl HeldRequest {
+    fn start(port: u16, image: &[u8]) -> Self {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "POST /score HTTP/1.1\r\nHost: test\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            image.len()
+        )
+        .unwrap();
+        let half = image.len() / 2;
+        stream.write_all(&image[..half]).unwrap();
+        Self { stream, rest: image[half..].to_vec() }
+    }
+
+    /// Sends the rest of the body and reads the answer: its status line and JSON body.
+    async fn finish(mut self) -> (String, Value) {
+        tokio::task::spawn_blocking(move || {
+            self.stream.write_all(&self.rest).unwrap();
+            self.stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            let mut response = Vec::new();
+            self.stream.read_to_end(&mut response).unwrap();
+            let text = String::from_utf8_lossy(&response).into_owned();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response: {text}"));
+            let status_line = head.lines().next().unwrap_or_default().to_owned();
+            (status_line, serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
+        })
+        .await
+        .unwrap()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_readiness_off_finishes_in_flight_work_and_exits_zero() {
     let mut app = Launch::new().env("SCORER_SHUTDOWN_DRAIN_MS", 1500).spawn().await;
@@ -45,16 +85,40 @@ async fn sigterm_turns_readiness_off_finishes_in_flight_work_and_exits_zero() {
         let request = app.score_request().json(&json!({ "images": eight }));
         tokio::spawn(async move { request.send().await.unwrap() })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    app.wait_for_metric("scorer_images_in_flight", 8.0).await;
+    // Half its body sent: in flight until the test sends the rest, long after the drain.
+    let held = HeldRequest::start(app.port, &mri("Te-gl_0012.jpg"));
     app.signal(libc::SIGTERM);
-    tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let ready = app.get("/ready").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ready = loop {
+        let ready = app.get("/ready").await;
+        if ready.status() == 503 || Instant::now() > deadline {
+            break ready;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(ready.status(), 503);
     assert_eq!(ready.json::<Value>().await.unwrap()["code"], "shutting_down");
     assert_eq!(app.get("/health").await.status(), 200, "still alive while draining");
     // A request the load balancer still routes here during the drain is answered.
     assert_eq!(app.classify(mri("Te-no_0023.jpg")).await["predictions"][0]["label"], "notumor");
+
+    // After the drain the listener closes: new connections are refused while the held request,
+    // and the eight images if they are still running, go on.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match TcpStream::connect(("127.0.0.1", app.port)) {
+            Err(error) if error.kind() == ErrorKind::ConnectionRefused => break,
+            Err(error) => panic!("connecting failed otherwise: {error}"),
+            Ok(_) => assert!(Instant::now() < deadline, "the listener never closed:\n{}", app.logs()),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(app.logs().contains("closing the listener"), "{}", app.logs());
+    let (status_line, body) = held.finish().await;
+    assert!(status_line.contains(" 200 "), "the request in flight across the close was lost: {status_line} {body}");
+    assert_eq!(body["predictions"][0]["label"], "glioma", "{body}");
 
     let response = in_flight.await.unwrap();
     assert_eq!(response.status(), 200);

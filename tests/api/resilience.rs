@@ -68,6 +68,9 @@ async fn ten_times_the_sustainable_load_gets_fast_503s_and_the_admitted_requests
         }
     }
     assert!(ok >= 8 && refused >= 50, "{ok} answered, {refused} refused");
+    // The server counts exactly the refusals the clients saw.
+    let counted = app.metric("scorer_http_requests_total{method=\"POST\",route=\"/score\",status=\"503\"}").await;
+    assert_eq!(counted, refused as f64, "/metrics counts {counted} refusals, the clients saw {refused}");
     // The refusals are logged as a count, at most a line a second, not a line each.
     let logs = app.logs_containing("refused_since_last_line=").await;
     let counts: Vec<u64> = logs
@@ -96,22 +99,29 @@ async fn sigterm_with_64_requests_in_flight_answers_every_one_and_exits_zero() {
     let tasks: Vec<_> = (0..64)
         .map(|_| {
             let request = app.score_request().header("content-type", "image/jpeg").body(mri("Te-me_0019.jpg"));
-            tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+            tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.unwrap())
+            })
         })
         .collect();
     // Wait until all 64 are admitted.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while app.metric("scorer_images_in_flight").await < 64.0 {
-        assert!(Instant::now() < deadline, "the 64 requests were never all in flight");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_for_metric("scorer_images_in_flight", 64.0).await;
     let signalled = Instant::now();
     app.signal(libc::SIGTERM);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(app.get("/ready").await.status(), 503, "readiness turns 503 at once");
+    // Readiness turns 503 while the 64 are still in flight.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.get("/ready").await.status() != 503 {
+        assert!(Instant::now() < deadline, "readiness still 200 five seconds after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.metric("scorer_images_in_flight").await, 64.0, "readiness turned before any answer");
 
     for task in tasks {
-        assert_eq!(task.await.unwrap(), 200, "an accepted request was lost");
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 200, "an accepted request was lost: {body}");
+        assert_eq!(body["predictions"][0]["label"], "meningioma", "an answer without its prediction: {body}");
     }
     let answered = Instant::now();
     let status = app.wait_exit(Duration::from_secs(150)).await;

@@ -14,9 +14,9 @@ this script reads that spec, so the two cannot disagree.
 
 It writes, into tests/data/tiny/:
 - tiny.onnx, the model;
-- fails_at_run_time.onnx, the same model plus a lookup whose index is 0 for the warm-up's black
-  sample and out of range for any real image: it loads, warms up and turns ready, then ONNX
-  Runtime fails on every image (the server's 500 path);
+- fails_at_run_time.onnx, the same model plus a lookup whose index is 0 for the warm-up's all-zero
+  sample and out of range for any image with a pixel above the mean: it loads, warms up and turns
+  ready, then ONNX Runtime fails on real images (the server's 500 path);
 - expected.json: for each image of make_reference.TENSOR_IMAGES (four MRI images and a colour
   photograph), the logits and probabilities numpy computes from Pillow's preprocessing, checked
   against ONNX Runtime on the same input.
@@ -96,16 +96,16 @@ def graph(spec: dict, w: dict, fails_at_run_time: bool) -> onnx.ModelProto:
         helper.make_node("Gemm", ["flat", "dense_w", "dense_b"], ["dense"], transB=1),
     ]
     if fails_at_run_time:
-        # index = 7 * (max(x) > 0.5): 0 for the all-zero warm-up sample, 7 for a real image,
-        # beyond the one-element table, which ONNX Runtime's Gather refuses at run time.
+        # index = 7 * (max(x) > 0): 0 for the all-zero warm-up sample, 7 for any image with a
+        # pixel above the mean, beyond the one-element table: ONNX Runtime's Gather refuses it.
         initializers += [
             numpy_helper.from_array(np.zeros(1, dtype=np.float32), "table"),
-            numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half"),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
             numpy_helper.from_array(np.array(7, dtype=np.int64), "seven"),
         ]
         nodes += [
             helper.make_node("ReduceMax", ["pixels"], ["brightest"], keepdims=0),
-            helper.make_node("Greater", ["brightest", "half"], ["bright"]),
+            helper.make_node("Greater", ["brightest", "zero"], ["bright"]),
             helper.make_node("Cast", ["bright"], ["bright_index"], to=TensorProto.INT64),
             helper.make_node("Mul", ["bright_index", "seven"], ["index"]),
             helper.make_node("Gather", ["table", "index"], ["looked_up"]),

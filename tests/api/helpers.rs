@@ -405,6 +405,12 @@ pub fn tiny_onnx() -> PathBuf {
     repo_root().join("tests/data/tiny/tiny.onnx")
 }
 
+/// The same model with a lookup that fails in ONNX Runtime for every real image (but not for
+/// the warm-up's black sample).
+pub fn tiny_failing_onnx() -> PathBuf {
+    repo_root().join("tests/data/tiny/fails_at_run_time.onnx")
+}
+
 /// The spec both known-weights models are served with.
 pub fn tiny_spec() -> String {
     std::fs::read_to_string(repo_root().join("tests/fixtures/tiny/model.toml")).unwrap()

@@ -1,8 +1,10 @@
 //! Locked-down defaults: the optional API key, CORS only when asked for, no internals in errors.
 
-use serde_json::Value;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
 
-use crate::helpers::{Launch, TempDir, TestApp, mri};
+use crate::helpers::{Launch, TempDir, TestApp, mri, tiny_failing_onnx, tiny_spec};
 
 const KEY: &str = "test-key-0123456789";
 
@@ -106,6 +108,44 @@ async fn error_bodies_carry_no_paths_or_internals() {
             assert!(!text.contains(leak), "{status} body leaks `{leak}`: {text}");
         }
     }
+}
+
+/// A fault of the server's own, here ONNX Runtime failing on a batch, is a 500 whose body says
+/// only that inference failed, in either front end's shape; the cause goes to the log, and the
+/// server goes on serving. The model (scripts/make_tiny_model.py) loads and warms up like any
+/// other, then fails in its Gather node on every real image.
+#[tokio::test]
+async fn an_inference_failure_is_an_opaque_500_and_the_cause_is_logged() {
+    let dir = TempDir::new("failing-model");
+    let model_dir = dir.model("failing", &tiny_spec(), &tiny_failing_onnx());
+    let app = Launch::new().model_dir(&model_dir).spawn().await;
+
+    let response = app.classify_response(mri("Te-gl_0010.jpg")).await;
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"message": "inference failed; the server log has the details", "code": "inference_failed"})
+    );
+
+    let image = STANDARD.encode(mri("Te-me_0016.jpg"));
+    let v2 = json!({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [image]}]});
+    let response = app.client.post(app.url("/v2/models/tiny-known-weights/infer")).json(&v2).send().await.unwrap();
+    assert_eq!(response.status(), 500);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"error": "inference failed; the server log has the details", "code": "inference_failed"}));
+
+    // The request's log line has the cause, in ONNX Runtime's own words.
+    let logs = app.logs_containing(&request_id).await;
+    let line =
+        logs.lines().find(|l| l.contains(&request_id)).unwrap_or_else(|| panic!("no line for {request_id}:\n{logs}"));
+    assert!(line.contains("status=500"), "{line}");
+    assert!(line.contains("Gather node") && line.contains("indices element out of data bounds"), "{line}");
+    // Still up, still ready, and it counted both.
+    assert_eq!(app.get("/ready").await.status(), 200);
+    assert_eq!(app.metric("scorer_http_requests_total{method=\"POST\",route=\"/score\",status=\"500\"}").await, 1.0);
 }
 
 /// ONNX Runtime 1.31's POSIX telemetry writes a device id and an event queue for upload under

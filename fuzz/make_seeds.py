@@ -10,6 +10,7 @@ directory. Deterministic: running it again rewrites the same files. Needs Pillow
     .cache/bench-venv/bin/python fuzz/make_seeds.py     # or any venv with `pip install pillow`
 """
 
+import argparse
 import base64
 import io
 import json
@@ -262,8 +263,8 @@ def multipart_requests(imgs: dict[str, bytes]) -> dict[str, bytes]:
     return {name: ctype.encode() + b"\r\n" + body for name, (ctype, body) in requests.items()}
 
 
-def write(target: str, files: dict[str, bytes]) -> None:
-    folder = SEEDS / target
+def write(out: Path, target: str, files: dict[str, bytes]) -> None:
+    folder = out / target
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     for name, data in files.items():
@@ -272,11 +273,14 @@ def write(target: str, files: dict[str, bytes]) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=SEEDS, help=f"where to write them (default {SEEDS})")
+    out = parser.parse_args().out
     imgs = images()
-    write("image_decode", imgs)
-    write("json_body", json_bodies(imgs))
-    write("base64", base64_texts())
-    write("multipart", multipart_requests(imgs))
+    write(out, "image_decode", imgs)
+    write(out, "json_body", json_bodies(imgs))
+    write(out, "base64", base64_texts())
+    write(out, "multipart", multipart_requests(imgs))
 
 
 if __name__ == "__main__":

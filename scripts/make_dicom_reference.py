@@ -29,14 +29,10 @@ decoder for it), the rest with pydicom's own (native, deflate, RLE). The JPEG Ba
 differ by up to a few levels between decoders (chroma upsampling), so compare those with a
 tolerance. JPEG 2000 and JPEG-LS are refused by the server and never decoded here.
 
-Run once after `scripts/setup.sh --test-data`, in a throwaway venv:
-
-    python3 -m venv /tmp/dcmvenv
-    /tmp/dcmvenv/bin/pip install onnxruntime==1.31.1 pillow==13.0.0 numpy pydicom==3.0.2 \\
-        pylibjpeg pylibjpeg-libjpeg
-    /tmp/dcmvenv/bin/python scripts/make_dicom_reference.py > tests/fixtures/dicom_reference.json
-
-(made with numpy 2.4.6, pylibjpeg 2.1.0, pylibjpeg-libjpeg 2.5.0; "versions" in the output says.)
+scripts/check-fixtures.sh (in the test command) runs it, in .cache/fixtures-venv (these versions
+pinned: tests/fixtures/requirements.txt), and fails when the committed
+tests/fixtures/dicom_reference.json differs from what it makes; `scripts/check-fixtures.sh
+--write` rewrites it.
 """
 
 import hashlib

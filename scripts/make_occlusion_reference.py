@@ -9,11 +9,9 @@ columns c*240//8 .. (c+1)*240//8 (end exclusive); for each cell a copy of x has 
 every channel, replaced by the per-channel mean of the whole unmasked x (x.mean(axis=(0, 1)));
 drops[r][c] = p0 - p_k(masked copy). Positive: hiding the cell lowers the predicted class.
 
-Run once after `scripts/setup.sh`, in a throwaway venv (the same one as make_reference.py):
-
-    python3 -m venv /tmp/refvenv
-    /tmp/refvenv/bin/pip install onnxruntime==1.31.1 pillow==13.0.0 numpy
-    /tmp/refvenv/bin/python scripts/make_occlusion_reference.py > tests/fixtures/occlusion_reference.json
+scripts/check-fixtures.sh (in the test command) runs it and fails when the committed
+tests/fixtures/occlusion_reference.json differs from what it makes; `scripts/check-fixtures.sh
+--write` rewrites it.
 """
 
 import json
@@ -22,10 +20,9 @@ import sys
 import numpy as np
 import onnxruntime
 import PIL
-from PIL import Image
 
 # The model, images and labels of the JPEG reference, so the two cannot drift apart.
-from make_reference import IMAGES, LABELS, MODEL  # noqa: E402
+from make_reference import IMAGES, LABELS, MODEL, model_input  # noqa: E402
 
 NAMES = ["Te-gl_0010.jpg", "Te-no_0022.jpg"]
 SIZE = 240
@@ -58,9 +55,7 @@ def main() -> None:
     input_name = session.get_inputs()[0].name
     images = {}
     for name in NAMES:
-        img = Image.open(IMAGES / name).convert("RGB").resize((SIZE, SIZE))
-        x = np.asarray(img, dtype=np.float32) / 255.0
-        images[name] = occlusion(session, input_name, x)
+        images[name] = occlusion(session, input_name, model_input(IMAGES / name))
     json.dump(
         {
             "generated_by": "scripts/make_occlusion_reference.py",

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README.md; .ci/run calls it). Fetches what the tests need, then:
+#   scripts/check-fixtures.sh (every committed fixture is what its generator makes now),
 #   cargo fmt --check, cargo clippy -D warnings (also on fuzz/), cargo deny, cargo test --release (unit and integration tests
 #   against the real ONNX Runtime, model and MRI images; report pages opened in headless Chromium), tests/v2/run.sh
 #   (tritonclient against the real server), scripts/rolling-update.sh (3 replicas behind nginx
@@ -23,6 +24,8 @@ done
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup.sh --test-data
+echo "== fixtures: each generator's output against the committed files (scripts/check-fixtures.sh)"
+scripts/check-fixtures.sh
 
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy

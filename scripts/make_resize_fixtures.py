@@ -17,8 +17,15 @@ from PIL import Image
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "resize"
 TARGET = (64, 48)
 # "tall" shrinks the height by more than twice as many pixels as the width: Pillow 13 runs its
-# vertical pass first there.
-SOURCES = {"shrink": (200, 150), "enlarge": (40, 30), "mixed": (100, 20), "tall": (60, 200)}
+# vertical pass first there. "same-width" and "same-height" need one pass only.
+SOURCES = {
+    "shrink": (200, 150),
+    "enlarge": (40, 30),
+    "mixed": (100, 20),
+    "tall": (60, 200),
+    "same-width": (64, 150),
+    "same-height": (200, 48),
+}
 FILTERS = {
     "nearest": Image.NEAREST,
     "box": Image.BOX,

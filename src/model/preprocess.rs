@@ -259,7 +259,7 @@ mod tests {
             ("bicubic", ResizeFilter::Bicubic),
             ("lanczos", ResizeFilter::Lanczos),
         ];
-        for source in ["shrink", "enlarge", "mixed", "tall"] {
+        for source in ["shrink", "enlarge", "mixed", "tall", "same-width", "same-height"] {
             let encoded = std::fs::read(fixture(&format!("{source}.png"))).unwrap();
             for (name, filter) in filters {
                 let expected = image::open(fixture(&format!("{source}-{name}.png"))).unwrap().to_rgb8();

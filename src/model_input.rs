@@ -35,10 +35,17 @@ pub enum ModelInputError {
     Image { path: PathBuf, source: ImageError },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("two images would both be written to {0}: give images with different file names")]
+    SameName(String),
 }
 
-/// Writes one `.npy` file per image and returns their paths.
+/// Writes one `.npy` file per image and returns their paths. Opens the model in ONNX Runtime
+/// (its graph settles what the spec leaves out), but runs nothing.
 pub fn run(settings: &Settings, args: &ModelInputArgs) -> Result<Vec<PathBuf>, ModelInputError> {
+    let mut names = std::collections::HashSet::new();
+    if let Some(name) = args.images.iter().map(|path| npy_name(path)).find(|name| !names.insert(name.clone())) {
+        return Err(ModelInputError::SameName(name));
+    }
     let (environment, _) = runtime::init()?;
     let files = discovery::discover(&settings.model_folder())?;
     // One session and no optimised-model cache: only the reconciled spec is needed.
@@ -55,14 +62,19 @@ pub fn run(settings: &Settings, args: &ModelInputArgs) -> Result<Vec<PathBuf>, M
             .map_err(|source| ModelInputError::Image { path: path.clone(), source })?
             .samples;
         let shape = model.config.input.batch_shape(samples.len());
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".to_owned());
-        let target = args.out.join(format!("{name}.npy"));
+        let target = args.out.join(npy_name(path));
         write_npy(&target, &shape, samples.iter().flatten().copied())
             .map_err(|source| ModelInputError::Write { path: target.clone(), source })?;
         println!("{}: {shape:?} float32 -> {}", path.display(), target.display());
         written.push(target);
     }
     Ok(written)
+}
+
+/// `<file name>.npy`.
+fn npy_name(image: &Path) -> String {
+    let name = image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".to_owned());
+    format!("{name}.npy")
 }
 
 /// NumPy's format 1.0: magic, version, a header length, a Python dict literal padded with spaces
@@ -91,6 +103,16 @@ fn write_npy(path: &Path, shape: &[usize], values: impl Iterator<Item = f32>) ->
 mod tests {
     use super::*;
     use crate::testing::TempDir;
+
+    #[test]
+    fn two_images_of_one_name_are_refused_before_anything_is_loaded() {
+        let args = ModelInputArgs {
+            images: vec![PathBuf::from("a/scan.jpg"), PathBuf::from("b/other.png"), PathBuf::from("c/scan.jpg")],
+            out: PathBuf::from("unused"),
+        };
+        let error = run(&Settings::default(), &args).unwrap_err();
+        assert!(matches!(error, ModelInputError::SameName(ref name) if name == "scan.jpg.npy"), "{error}");
+    }
 
     #[test]
     fn writes_numpy_format_1_0() {

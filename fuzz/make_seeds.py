@@ -5,9 +5,11 @@ Small synthetic inputs only: images drawn here (every format and mode the server
 edge cases such as a decompression-bomb header, a truncated JPEG, a top-down BMP, extreme aspect
 ratios), JSON bodies and multipart bodies carrying them, and base64 texts. Nothing from the MRI
 test images: scripts/fuzz.sh adds those at run time, from tests/data/mri/, into a temporary
-directory. Deterministic: running it again rewrites the same files. Needs Pillow, e.g.
+directory. Deterministic: running it again rewrites the same files (scripts/check-fixtures.sh, in
+the test command, checks that the committed ones are what it makes). The v2_infer and dicom_decode
+seeds are hand-made, not written here. Needs Pillow, e.g.
 
-    .cache/bench-venv/bin/python fuzz/make_seeds.py     # or any venv with `pip install pillow`
+    .cache/fixtures-venv/bin/python fuzz/make_seeds.py     # or any venv with `pip install pillow`
 """
 
 import argparse

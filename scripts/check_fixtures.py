@@ -53,12 +53,14 @@ class FolderFixture:
     only: tuple[str, ...] = ()
 
 
+# The tolerances allow for another CPU's ONNX Runtime kernels (the fixtures were made on one
+# machine); a change to a pipeline moves probabilities by far more.
 FIXTURES = [
-    # Probabilities to 8 significant digits, the unlikely ones included: relative.
-    JsonFixture("scripts/make_reference.py", "tests/fixtures/reference_predictions.json", 1e-4, 1e-12),
+    # Probabilities to 8 significant digits, the unlikely ones (down to 1e-10) included: relative.
+    JsonFixture("scripts/make_reference.py", "tests/fixtures/reference_predictions.json", 1e-3, 1e-12),
     # Probabilities and drops rounded to 6 decimals: a rounding may flip the last one.
-    JsonFixture("scripts/make_dicom_reference.py", "tests/fixtures/dicom_reference.json", 1e-4, 2e-6),
-    JsonFixture("scripts/make_occlusion_reference.py", "tests/fixtures/occlusion_reference.json", 1e-4, 2e-6),
+    JsonFixture("scripts/make_dicom_reference.py", "tests/fixtures/dicom_reference.json", 1e-3, 5e-6),
+    JsonFixture("scripts/make_occlusion_reference.py", "tests/fixtures/occlusion_reference.json", 1e-3, 5e-6),
     FolderFixture("scripts/make_resize_fixtures.py", "tests/fixtures/resize", "pixels"),
     # v2_infer's and dicom_decode's seeds are hand-made.
     FolderFixture("fuzz/make_seeds.py", "fuzz/seeds", "bytes", only=("image_decode", "json_body", "base64", "multipart")),
@@ -66,7 +68,10 @@ FIXTURES = [
 
 
 def run(script: str, *args: str, stdout=None) -> None:
-    subprocess.run([sys.executable, str(ROOT / script), *args], check=True, stdout=stdout, stderr=subprocess.DEVNULL)
+    """Runs a generator; its progress lines are dropped unless it fails."""
+    done = subprocess.run([sys.executable, str(ROOT / script), *args], stdout=stdout, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{script} failed (exit {done.returncode}):\n{done.stderr}")
 
 
 def json_differences(made, committed, fixture: JsonFixture, path: str = "$") -> list[str]:
@@ -121,8 +126,11 @@ def check(fixture, scratch: Path) -> list[str]:
 def write(fixture) -> None:
     committed = ROOT / fixture.fixture
     if isinstance(fixture, JsonFixture):
-        with committed.open("w") as out:
+        # Into a new file first: a generator that fails leaves the committed one as it was.
+        made = committed.with_suffix(".new")
+        with made.open("w") as out:
             run(fixture.script, stdout=out)
+        made.replace(committed)
     else:
         run(fixture.script, "--out", str(committed), stdout=subprocess.DEVNULL)
     print(f"  {fixture.script} -> {fixture.fixture}: rewritten")

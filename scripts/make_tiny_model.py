@@ -17,9 +17,9 @@ It writes, into tests/data/tiny/:
 - fails_at_run_time.onnx, the same model plus a lookup whose index is 0 for the warm-up's all-zero
   sample and out of range for any image with a pixel above the mean: it loads, warms up and turns
   ready, then ONNX Runtime fails on real images (the server's 500 path);
-- expected.json: for each image of make_reference.TENSOR_IMAGES (four MRI images and a colour
-  photograph), the logits and probabilities numpy computes from Pillow's preprocessing, checked
-  against ONNX Runtime on the same input.
+- expected.json: for each image of make_reference.TENSOR_IMAGES (the 17 MRI images and the two
+  colour images), the logits and probabilities numpy computes from Pillow's preprocessing,
+  checked against ONNX Runtime on the same input.
 
 Run by `scripts/setup.sh --test-data` in .cache/int8-venv (onnx, onnxruntime, numpy, Pillow).
 Deterministic: the weights come from a fixed seed.

@@ -220,6 +220,17 @@ impl Launch {
     }
 }
 
+/// Reads an HTTP/1.1 response to the end of the connection: its status line and its body.
+pub fn read_raw_response(stream: &mut std::net::TcpStream) -> (String, String) {
+    use std::io::Read;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status_line = text.lines().next().unwrap_or_default().to_owned();
+    let body = text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (status_line, body)
+}
+
 /// Runs the binary to completion, for start-up failures: exit status and stderr.
 pub fn run_to_exit(launch: Launch) -> (ExitStatus, String) {
     let output = launch.command().output().expect("the scorer binary runs");
@@ -292,16 +303,29 @@ impl TestApp {
             .unwrap_or_else(|| panic!("{sample} missing from /metrics:\n{text}"))
     }
 
-    /// Waits until a Prometheus sample reads `value` (e.g. until requests are admitted), failing
-    /// the test after 60 s.
+    /// Waits until a Prometheus sample reads at least `value` (e.g. until requests are admitted),
+    /// failing the test after 60 s.
     pub async fn wait_for_metric(&self, sample: &str, value: f64) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let now = self.metric(sample).await;
-            if now == value {
+            if now >= value {
                 return;
             }
             assert!(Instant::now() < deadline, "{sample} stayed at {now}, never {value}:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until `path` answers `status`, failing the test after 10 s; returns that response.
+    pub async fn wait_for_status(&self, path: &str, status: u16) -> reqwest::Response {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let response = self.get(path).await;
+            if response.status() == status {
+                return response;
+            }
+            assert!(Instant::now() < deadline, "{path} never answered {status}:\n{}", self.logs());
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -449,9 +473,11 @@ fn read_npy_f32(bytes: &[u8]) -> (Vec<usize>, Vec<f32>) {
     let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
     assert!(header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"), "{header}");
     let shape = header.split("'shape': (").nth(1).and_then(|rest| rest.split(')').next()).unwrap();
-    let shape = shape.split(',').filter(|d| !d.trim().is_empty()).map(|d| d.trim().parse().unwrap()).collect();
-    let values =
+    let shape: Vec<usize> =
+        shape.split(',').filter(|d| !d.trim().is_empty()).map(|d| d.trim().parse().unwrap()).collect();
+    let values: Vec<f32> =
         bytes[10 + header_len..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    assert_eq!(values.len(), shape.iter().product::<usize>(), "the .npy data does not fill its shape {shape:?}");
     (shape, values)
 }
 
@@ -467,7 +493,12 @@ pub fn log_probabilities(prediction: &Value) -> HashMap<String, f64> {
 
 /// The largest difference between two sets of log-probabilities, over `expected`'s classes.
 pub fn log_distance(actual: &HashMap<String, f64>, expected: &HashMap<String, f32>) -> f64 {
-    expected.iter().map(|(label, p)| (actual[label] - f64::from(*p).ln()).abs()).fold(0.0, f64::max)
+    expected
+        .iter()
+        .map(|(label, p)| (actual[label] - f64::from(*p).ln()).abs())
+        // The log of a zero or negative probability must not slip through as NaN.
+        .map(|d| if d.is_nan() { f64::INFINITY } else { d })
+        .fold(0.0, f64::max)
 }
 
 /// The MRI image whose reference log-probabilities are nearest to the prediction's, and how near.

@@ -1,6 +1,6 @@
 //! Start-up, readiness, model discovery and shutdown of the real process.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use crate::helpers::{Launch, TempDir, mri, run_to_exit, vgg16_onnx, vgg16_spec};
+use crate::helpers::{Launch, TempDir, mri, read_raw_response, run_to_exit, vgg16_onnx, vgg16_spec};
 
 /// Exit code for a server that cannot start (README, "Exit codes").
 const EXIT_START_FAILED: i32 = 3;
@@ -65,12 +65,9 @@ impl HeldRequest {
         tokio::task::spawn_blocking(move || {
             self.stream.write_all(&self.rest).unwrap();
             self.stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-            let mut response = Vec::new();
-            self.stream.read_to_end(&mut response).unwrap();
-            let text = String::from_utf8_lossy(&response).into_owned();
-            let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response: {text}"));
-            let status_line = head.lines().next().unwrap_or_default().to_owned();
-            (status_line, serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
+            let (status_line, body) = read_raw_response(&mut self.stream);
+            assert!(!status_line.is_empty(), "no answer at all: the connection was closed");
+            (status_line, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")))
         })
         .await
         .unwrap()
@@ -79,7 +76,9 @@ impl HeldRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_readiness_off_finishes_in_flight_work_and_exits_zero() {
-    let mut app = Launch::new().env("SCORER_SHUTDOWN_DRAIN_MS", 1500).spawn().await;
+    // The drain is the one time window left: the request sent during it must connect within 3 s
+    // of the signal.
+    let mut app = Launch::new().env("SCORER_SHUTDOWN_DRAIN_MS", 3000).spawn().await;
     let eight = vec![STANDARD.encode(mri("Te-pi_0016.jpg")); 8];
     let in_flight = {
         let request = app.score_request().json(&json!({ "images": eight }));
@@ -87,18 +86,12 @@ async fn sigterm_turns_readiness_off_finishes_in_flight_work_and_exits_zero() {
     };
     app.wait_for_metric("scorer_images_in_flight", 8.0).await;
     // Half its body sent: in flight until the test sends the rest, long after the drain.
-    let held = HeldRequest::start(app.port, &mri("Te-gl_0012.jpg"));
+    let port = app.port;
+    let image = mri("Te-gl_0012.jpg");
+    let held = tokio::task::spawn_blocking(move || HeldRequest::start(port, &image)).await.unwrap();
     app.signal(libc::SIGTERM);
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let ready = loop {
-        let ready = app.get("/ready").await;
-        if ready.status() == 503 || Instant::now() > deadline {
-            break ready;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    assert_eq!(ready.status(), 503);
+    let ready = app.wait_for_status("/ready", 503).await;
     assert_eq!(ready.json::<Value>().await.unwrap()["code"], "shutting_down");
     assert_eq!(app.get("/health").await.status(), 200, "still alive while draining");
     // A request the load balancer still routes here during the drain is answered.
@@ -115,7 +108,7 @@ async fn sigterm_turns_readiness_off_finishes_in_flight_work_and_exits_zero() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(app.logs().contains("closing the listener"), "{}", app.logs());
+    assert!(app.logs_containing("closing the listener").await.contains("closing the listener"));
     let (status_line, body) = held.finish().await;
     assert!(status_line.contains(" 200 "), "the request in flight across the close was lost: {status_line} {body}");
     assert_eq!(body["predictions"][0]["label"], "glioma", "{body}");

@@ -74,8 +74,9 @@ async fn serves_a_known_weights_model_as_numpy_computes_it() {
     assert_eq!(expected.images.len(), 19, "the 17 MRI images and the two colour images");
     let dir = TempDir::new("tiny");
     let model_dir = dir.model("tiny", &tiny_spec(), &tiny_onnx());
-    // A short batching window, so that the concurrent requests below share model runs.
-    let app = Launch::new().model_dir(&model_dir).env("SCORER_MAX_BATCH_WAIT_MS", 20).spawn().await;
+    // A batching window, so that the concurrent requests below share model runs however slowly
+    // they arrive.
+    let app = Launch::new().model_dir(&model_dir).env("SCORER_MAX_BATCH_WAIT_MS", 200).spawn().await;
     let logs = app.logs_containing("batching up to").await;
     assert!(logs.contains("5 classes, Nchw 32x32 Rgb input"), "{logs}");
 

@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use crate::input::decode_base64;
 use crate::model::engine::{EngineError, InferenceEngine, OnnxEngine};
-use crate::model::preprocess::Preprocessor;
 use crate::model::spec::BatchDim;
 use crate::model::{discovery, loader, runtime};
 use crate::settings::Settings;
@@ -91,7 +90,7 @@ pub fn run(settings: &Settings, args: &BenchArgs) -> Result<BenchReport, Box<dyn
         loader::load(&environment, &files, &settings.engine_options())?;
 
     let encoded = std::fs::read(&args.image)?;
-    let preprocessor = Preprocessor::new(config.input.clone(), settings.max_image_pixels);
+    let preprocessor = settings.classifier_options().preprocessor(&config.input);
     let sample = preprocessor.preprocess(&encoded)?;
 
     let fixed = match config.batch {

@@ -132,6 +132,12 @@ impl Launch {
         self
     }
 
+    /// Runs a subcommand (with its arguments) instead of the server, in the same environment.
+    pub fn subcommand(mut self, args: &[String]) -> Self {
+        self.args.extend_from_slice(args);
+        self
+    }
+
     pub fn env(mut self, key: &str, value: impl ToString) -> Self {
         self.env.push((key.to_owned(), value.to_string()));
         self
@@ -303,6 +309,12 @@ impl TestApp {
             .unwrap_or_else(|| panic!("{sample} missing from /metrics:\n{text}"))
     }
 
+    /// How many POST /score requests the server has answered with `status`, by its own count.
+    pub async fn score_answers(&self, status: u16) -> f64 {
+        self.metric(&format!("scorer_http_requests_total{{method=\"POST\",route=\"/score\",status=\"{status}\"}}"))
+            .await
+    }
+
     /// Waits until a Prometheus sample reads at least `value` (e.g. until requests are admitted),
     /// failing the test after 60 s.
     pub async fn wait_for_metric(&self, sample: &str, value: f64) {
@@ -449,13 +461,10 @@ pub fn vgg16_spec() -> String {
 /// file name, the tensor's shape and values (read from the `.npy` files it writes).
 pub fn model_input(model_dir: &Path, images: &[PathBuf]) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
     let out = TempDir::new("model-input");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_scorer"));
-    command.arg("model-input").arg("--model-dir").arg(model_dir).arg("--out").arg(out.path()).args(images);
-    for key in std::env::vars().map(|(key, _)| key).filter(|key| key.starts_with("SCORER_")) {
-        command.env_remove(key);
-    }
-    let output = command.env_remove("ORT_DYLIB_PATH").output().expect("scorer model-input runs");
-    assert!(output.status.success(), "scorer model-input failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let mut args = vec!["model-input".to_owned(), "--out".to_owned(), out.path().display().to_string()];
+    args.extend(images.iter().map(|image| image.display().to_string()));
+    let (status, stderr) = run_to_exit(Launch::new().model_dir(model_dir).subcommand(&args));
+    assert!(status.success(), "scorer model-input failed:\n{stderr}");
     images
         .iter()
         .map(|image| {

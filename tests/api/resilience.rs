@@ -69,7 +69,7 @@ async fn ten_times_the_sustainable_load_gets_fast_503s_and_the_admitted_requests
     }
     assert!(ok >= 8 && refused >= 50, "{ok} answered, {refused} refused");
     // The server counts exactly the refusals the clients saw.
-    let counted = app.metric("scorer_http_requests_total{method=\"POST\",route=\"/score\",status=\"503\"}").await;
+    let counted = app.score_answers(503).await;
     assert_eq!(counted, refused as f64, "/metrics counts {counted} refusals, the clients saw {refused}");
     // The refusals are logged as a count, at most a line a second, not a line each.
     let logs = app.logs_containing("refused_since_last_line=").await;
